@@ -1,0 +1,162 @@
+"""Checkpoint files: plain dicts of tensors and numbers, written atomically, read without running code.
+
+    {"kind": "fashion-diffusion", "format_version": 1,
+     "model_config": {...}, "diffusion_config": {...}, "train_config": {...} | None,
+     "ema": state_dict,                # weights used for sampling
+     "model", "optimizer", "step", "epoch", "rng", "wall_time_sec", ...   # training checkpoints only
+    }
+
+Loading uses torch.load(weights_only=True): a pickle that would execute code is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import DiffusionConfig, ModelConfig, as_dict
+from .model import Denoiser
+
+KIND = "fashion-diffusion"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """The file is not a usable checkpoint; the message is one line and names the file."""
+
+
+def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over the target."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_save(obj: dict, path: str | os.PathLike) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
+def read_checkpoint(path: str | os.PathLike, kind: str = KIND) -> dict:
+    """torch.load(weights_only=True) with one-line errors for every way a file can be wrong."""
+    path = Path(path)
+    prefix = f"{path} is not a usable checkpoint"
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"{prefix}: it is a directory")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{prefix}: the file is empty")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # UnpicklingError, RuntimeError (zip), EOFError, ...
+        message = str(error)
+        if "weights_only" in message or "Unsupported global" in message or "GLOBAL" in message:
+            reason = "it contains objects that would need code to load (refused for safety)"
+        else:
+            reason = "the file is truncated, corrupt or not a PyTorch checkpoint"
+        raise CheckpointError(f"{prefix}: {reason[:200]}") from None
+    if not isinstance(data, dict) or "kind" not in data:
+        raise CheckpointError(f"{prefix}: it is not a fashion-tui checkpoint")
+    if data["kind"] != kind:
+        raise CheckpointError(f"{prefix}: it holds a {data['kind']!r}, expected a {kind!r}")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{prefix}: format version {data.get('format_version')!r}, expected {FORMAT_VERSION}")
+    return data
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class Generator:
+    """A denoiser ready to sample, with the configs and file it came from."""
+
+    denoiser: Denoiser
+    model_config: ModelConfig
+    diffusion_config: DiffusionConfig
+    path: Path | None
+    hash: str
+    info: dict  # step, epoch, wall time, notes
+
+
+def build_denoiser(data: dict, weights_key: str, path: Path | str = "<memory>") -> tuple[Denoiser, ModelConfig, DiffusionConfig]:
+    try:
+        model_config = ModelConfig.from_dict(data["model_config"])
+        diffusion_config = DiffusionConfig.from_dict(data["diffusion_config"])
+        denoiser = Denoiser(model_config, diffusion_config)
+        state = data[weights_key]
+        denoiser.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except CheckpointError:
+        raise
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path} is not a usable checkpoint: its weights do not fit its model ({first[:160]})") from None
+    return denoiser, model_config, diffusion_config
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
+    path = Path(path)
+    data = read_checkpoint(path)
+    if "ema" not in data:
+        raise CheckpointError(f"{path} is not a usable checkpoint: it has no EMA weights")
+    denoiser, model_config, diffusion_config = build_denoiser(data, "ema", path)
+    denoiser.to(device).eval()
+    info = {k: data.get(k) for k in ("step", "epoch", "wall_time_sec", "note", "preset") if k in data}
+    return Generator(denoiser, model_config, diffusion_config, path, file_hash(path), info)
+
+
+def export_generator(source: dict, path: str | os.PathLike, half: bool = True) -> None:
+    """Write only what sampling needs (configs + EMA weights), optionally as 16-bit floats."""
+    ema = {k: (v.half() if half and v.is_floating_point() else v) for k, v in source["ema"].items()}
+    keep = {k: source[k] for k in ("model_config", "diffusion_config", "train_config", "step", "epoch", "wall_time_sec", "preset") if k in source}
+    atomic_save({"kind": KIND, "format_version": FORMAT_VERSION, **keep, "ema": ema}, path)
+
+
+def package_checkpoint_dir() -> Path:
+    """checkpoints/ next to the installed packages (shipped as package data) or in the source tree."""
+    try:
+        import checkpoints  # the folder is a package so a regular install carries the model
+
+        return Path(checkpoints.__file__).resolve().parent
+    except ImportError:
+        return Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+DEFAULT_MODEL_NAME = "fashion-default.pt"
+
+
+def default_checkpoint() -> Path:
+    return package_checkpoint_dir() / DEFAULT_MODEL_NAME
+
+
+def model_state(denoiser: Denoiser) -> dict:
+    return {k: v.detach().clone() for k, v in denoiser.state_dict().items()}
+
+
+def config_dicts(model_config: ModelConfig, diffusion_config: DiffusionConfig) -> dict:
+    return {"model_config": as_dict(model_config), "diffusion_config": as_dict(diffusion_config)}

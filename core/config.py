@@ -1,0 +1,96 @@
+"""Typed configs. Every checkpoint carries them (as plain dicts), so a file alone rebuilds its model."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    """U-Net + class encoder. Defaults are the CPU-tuned model shipped in checkpoints/."""
+
+    unshuffle: int = 2  # pixel-unshuffle stem: 28x28x1 -> 14x14x4, the U-Net runs at 14 and 7
+    channels: tuple[int, ...] = (64, 96)  # widths per resolution level (14x14, 7x7 with unshuffle=2)
+    blocks_per_level: int = 1  # residual blocks per level on the way down (and +1 on the way up)
+    mid_attention: bool = True  # self-attention at the bottleneck (7x7 = 49 tokens: cheap)
+    time_embedding: str = "sinusoidal"  # "sinusoidal" (+MLP) or "learned" (nn.Embedding(steps, d), the seed's)
+    time_dim: int = 128  # width of the time embedding
+    class_dim: int = 64  # width of the nn.Embedding(10, d) class encoder
+    groups: int = 8  # GroupNorm groups
+    dropout: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}")
+        values = dict(data)
+        if "channels" in values:
+            values["channels"] = tuple(int(c) for c in values["channels"])
+        return cls(**values)
+
+
+@dataclass
+class DiffusionConfig:
+    """Forward process, prediction target and guidance."""
+
+    steps: int = 1000  # T of the linear beta schedule (beta 1e-4 -> 0.02)
+    prediction: str = "v"  # "v" (VPredictor) or "noise" (NoisePredictor, the seed's)
+    cfg_dropout: float = 0.1  # p of swapping the class embedding for the learned null one
+    hybrid_lambda: float = 0.001  # weight of the VLB term that trains the variance head (Nichol & Dhariwal eq. 16)
+    guidance: float = 2.0  # default CFG strength g: (1+g)*cond - g*uncond, 0 = no guidance
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DiffusionConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown diffusion config keys {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3  # AdamW peak learning rate
+    weight_decay: float = 0.0
+    warmup_steps: int = 200  # linear warm-up, then cosine decay to lr * min_lr_ratio
+    min_lr_ratio: float = 0.05
+    ema_decay: float = 0.999  # with warm-up: min(decay, (1 + step) / (10 + step))
+    grad_clip: float = 1.0
+    seed: int = 0
+    limit: int | None = None  # train on the first N images (smoke runs)
+    checkpoint_every: int = 500  # steps; a checkpoint is also written at each epoch end
+    keep_checkpoints: int = 3
+    log_every: int = 10  # steps between metrics.jsonl lines
+    sample_grid_per_class: int = 8  # items per class row in each epoch's sample grid (at most 12)
+    device: str = "auto"
+    compile: bool = False
+    max_steps: int | None = None  # stop after this many steps in total (for budgets and tests)
+
+
+@dataclass
+class Preset:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+
+
+PRESETS: dict[str, Preset] = {
+    # The default: what measured best per CPU-minute (see checkpoints/README.md).
+    "fast": Preset(),
+    # The seed's recipe: learned time embedding, noise prediction, full-resolution U-Net.
+    "seed": Preset(
+        model=ModelConfig(unshuffle=1, channels=(32, 64, 128), mid_attention=False, time_embedding="learned"),
+        diffusion=DiffusionConfig(prediction="noise"),
+    ),
+    # A tiny model for tests and smoke runs.
+    "tiny": Preset(model=ModelConfig(channels=(16, 32), time_dim=32, class_dim=16, groups=4, mid_attention=False)),
+}
+
+
+def as_dict(config) -> dict:
+    data = dataclasses.asdict(config)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}

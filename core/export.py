@@ -1,0 +1,105 @@
+"""Turn sampled tensors into PNG files that carry their full recipe."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import torch
+
+from .classes import describe_class_weights, format_class_weights
+from .images import ExportError, make_grid, save_png, to_pil, unique_path
+from .sampling import SampleRequest
+
+RECIPE_VERSION = 1
+
+
+def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | None, index: int | None = None) -> dict:
+    """The PNG metadata: everything needed to regenerate the same pixels."""
+    data = {
+        "fashion_tui_recipe": RECIPE_VERSION,
+        "checkpoint_hash": checkpoint_hash,
+        "checkpoint": checkpoint_path,
+        "class_weights": request.class_weights,
+        "classes": format_class_weights(request.class_weights),
+        "guidance": request.guidance,
+        "sampler": request.sampler,
+        "steps": request.resolved_steps(),
+        "seed": request.seed,
+        "n": request.n,
+        "shared_noise": request.shared_noise,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if request.per_item_weights is not None:
+        data["per_item_weights"] = request.per_item_weights
+    if index is not None:
+        data["index"] = index
+        data["item_seed"] = request.seed if request.shared_noise else request.seed + index
+        if request.per_item_weights is not None:
+            data["item_class_weights"] = request.per_item_weights[index]
+    return data
+
+
+def request_from_recipe(data: dict) -> tuple[SampleRequest, int | None]:
+    """Inverse of recipe(): the request that reproduces the grid, and the item index if any."""
+    try:
+        request = SampleRequest(
+            class_weights=[float(w) for w in data["class_weights"]],
+            n=int(data["n"]), guidance=float(data["guidance"]), sampler=str(data["sampler"]),
+            steps=int(data["steps"]), seed=int(data["seed"]), shared_noise=bool(data.get("shared_noise", False)),
+            per_item_weights=[[float(w) for w in row] for row in data["per_item_weights"]] if data.get("per_item_weights") else None,
+        )
+        index = data.get("index")
+        index = int(index) if index is not None else None
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"recipe is incomplete or damaged ({type(error).__name__}: {error})") from None
+    request.validate()
+    if index is not None and not 0 <= index < request.n:
+        raise ValueError(f"recipe item index {index} is outside 0-{request.n - 1}")
+    return request, index
+
+
+def item_stem(request: SampleRequest, index: int) -> str:
+    weights = request.per_item_weights[index] if request.per_item_weights else request.class_weights
+    return f"{describe_class_weights(weights)}_seed{request.seed}_{index:02d}"
+
+
+def grid_stem(request: SampleRequest) -> str:
+    label = "blend-" + describe_class_weights(request.per_item_weights[0]) + "-to-" + describe_class_weights(request.per_item_weights[-1]) \
+        if request.per_item_weights else describe_class_weights(request.class_weights)
+    return f"grid_{label}_seed{request.seed}"
+
+
+def check_writable(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise ExportError(f"cannot export to {directory}: it is a file, not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"cannot create export directory {directory}: {error.strerror or error}") from None
+    probe = directory / ".fashion-tui-write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ExportError(f"cannot write into {directory}: {error.strerror or error}") from None
+
+
+def export_items(images: torch.Tensor, request: SampleRequest, directory: str | Path, checkpoint_hash: str,
+                 checkpoint_path: str | None, palette: str = "grey", scale: int = 1, columns: int | None = None,
+                 items: list[int] | None = None, grid: bool = True) -> list[Path]:
+    """Write the chosen items (default all) and a grid; never overwrite. Returns the paths written."""
+    directory = Path(directory)
+    check_writable(directory)
+    written = []
+    grey = ((images[:, 0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    for index in (items if items is not None else range(images.shape[0])):
+        path = unique_path(directory, item_stem(request, index))
+        meta = recipe(request, checkpoint_hash, checkpoint_path, index) | {"palette": palette, "scale": scale}
+        written.append(save_png(to_pil(grey[index], palette, scale), path, meta))
+    if grid:
+        columns = columns or min(8, images.shape[0])
+        path = unique_path(directory, grid_stem(request))
+        meta = recipe(request, checkpoint_hash, checkpoint_path) | {"palette": palette, "scale": scale, "columns": columns}
+        written.append(save_png(to_pil(make_grid(images, columns), palette, scale), path, meta))
+    return written

@@ -1,0 +1,184 @@
+"""Sampling: one API over strided DDPM and deterministic DDIM, yielding every step.
+
+    for step in sample_steps(generator, request):   # live previews
+        show(step.x)                                   # (n,1,28,28) x_t in [-1,1]-ish
+        if cancelled: break                            # stop between any two steps
+    images = step.x                                    # after the last step: x_0
+
+Class mixing: the condition is class_weights @ E (weights sum to 1). Each item i draws its
+noise (x_T and every DDPM step) from its own torch.Generator seeded with seed + i, so a run
+never touches the global RNG and the same request gives the same pixels on the same machine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, asdict
+from typing import Iterator, Sequence
+
+import torch
+from torchmultimodal.diffusion_labs.samplers.ddim import DDIModule
+from torchmultimodal.diffusion_labs.samplers.ddpm import DDPModule
+
+from .checkpoint import Generator
+from .classes import NUM_CLASSES, ClassSpecError, normalise_weights
+from .diffusion import make_predictor, make_schedule
+
+SAMPLERS = ("ddpm", "ddim")
+DEFAULT_STEPS = {"ddpm": 250, "ddim": 50}
+GUIDANCE_RANGE = (0.0, 20.0)
+MAX_ITEMS = 64
+MAX_STEPS = 1000
+MAX_SEED = 2**31 - 1
+
+
+class SampleRequestError(ValueError):
+    """A generation parameter is out of range; the message is one line."""
+
+
+@dataclass
+class SampleRequest:
+    """Everything that determines the pixels (the "recipe" stored in every exported PNG)."""
+
+    class_weights: list[float]  # 10 weights summing to 1, or rows: one per item
+    n: int = 16
+    guidance: float = 2.0  # g in (1+g)*cond - g*uncond; 0 = no guidance
+    sampler: str = "ddim"
+    steps: int | None = None  # None -> 250 for ddpm, 50 for ddim
+    seed: int = 0
+    shared_noise: bool = False  # every item uses seed (not seed + i): blend strips
+    per_item_weights: list[list[float]] | None = None  # overrides class_weights per item
+
+    def resolved_steps(self) -> int:
+        return self.steps if self.steps is not None else DEFAULT_STEPS.get(self.sampler, 50)
+
+    def validate(self) -> "SampleRequest":
+        if self.sampler not in SAMPLERS:
+            raise SampleRequestError(f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= MAX_ITEMS:
+            raise SampleRequestError(f"number of items must be 1-{MAX_ITEMS}, not {self.n!r}")
+        steps = self.resolved_steps()
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= MAX_STEPS:
+            raise SampleRequestError(f"steps must be 2-{MAX_STEPS}, not {steps!r}")
+        g = self.guidance
+        if not isinstance(g, (int, float)) or not math.isfinite(g) or not GUIDANCE_RANGE[0] <= g <= GUIDANCE_RANGE[1]:
+            raise SampleRequestError(f"guidance must be between {GUIDANCE_RANGE[0]:g} and {GUIDANCE_RANGE[1]:g}, not {g!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise SampleRequestError(f"seed must be a whole number 0-{MAX_SEED}, not {self.seed!r}")
+        try:
+            self.class_weights = _renormalise(self.class_weights)
+            if self.per_item_weights is not None:
+                if len(self.per_item_weights) != self.n:
+                    raise SampleRequestError(f"per-item weights give {len(self.per_item_weights)} rows for {self.n} items")
+                self.per_item_weights = [_renormalise(row) for row in self.per_item_weights]
+        except ClassSpecError as error:
+            raise SampleRequestError(str(error)) from None
+        return self
+
+    def weight_matrix(self) -> torch.Tensor:
+        """(n, 10) class weights."""
+        rows = self.per_item_weights or [self.class_weights] * self.n
+        return torch.tensor(rows, dtype=torch.float32)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["steps"] = self.resolved_steps()
+        return data
+
+
+def _renormalise(weights: Sequence[float]) -> list[float]:
+    if len(weights) != NUM_CLASSES:
+        raise ClassSpecError(f"expected {NUM_CLASSES} class weights, got {len(weights)}")
+    try:
+        values = {i: float(w) for i, w in enumerate(weights)}
+    except (TypeError, ValueError):
+        raise ClassSpecError("class weights must be numbers") from None
+    return normalise_weights(values)
+
+
+@dataclass
+class SampleStep:
+    index: int  # 1-based step number
+    total: int
+    t: int  # diffusion step the model was just evaluated at
+    x: torch.Tensor  # (n,1,28,28), CPU float32; x_0 after the last step
+
+    @property
+    def done(self) -> bool:
+        return self.index == self.total
+
+
+def eval_steps_for(sampler: str, steps: int, train_steps: int) -> torch.Tensor:
+    """DDPM: `steps` evenly spaced timesteps (model calls = steps, includes t=0 so no noise is added last).
+    DDIM: steps+1 timesteps, since DDIModule makes one model call per consecutive pair."""
+    count = steps if sampler == "ddpm" else steps + 1
+    return torch.linspace(0, train_steps - 1, count).round().long().unique()
+
+
+class _ItemNoise:
+    """Per-item generators: item i's noise comes from seed + i (or all from seed when shared)."""
+
+    def __init__(self, seed: int, n: int, shared: bool):
+        self.n, self.shared = n, shared
+        self.generators = [torch.Generator().manual_seed(seed if shared else seed + i) for i in range(1 if shared else n)]
+
+    def __call__(self, shape: torch.Size, dtype=torch.float32) -> torch.Tensor:
+        item_shape = tuple(shape[1:])
+        rows = [torch.randn(item_shape, generator=g, dtype=dtype) for g in self.generators]
+        noise = torch.stack(rows)
+        return noise.expand(self.n, *item_shape).contiguous() if self.shared else noise
+
+
+def sample_steps(generator: Generator, request: SampleRequest, device: str | torch.device | None = None) -> Iterator[SampleStep]:
+    """Yield a SampleStep after every denoising step; the last one holds the final images in [-1, 1]."""
+    request.validate()
+    denoiser = generator.denoiser
+    device = torch.device(device) if device is not None else next(denoiser.parameters()).device
+    config = generator.diffusion_config
+    steps = request.resolved_steps()
+    noise = _ItemNoise(request.seed, request.n, request.shared_noise)
+
+    schedule = make_schedule(config)
+    schedule.noise_source = lambda x_like: noise(x_like.shape, x_like.dtype).to(x_like.device)  # no global RNG
+    predictor = make_predictor(config, schedule, clamp=True)
+    eval_steps = eval_steps_for(request.sampler, steps, config.steps)
+    if request.sampler == "ddpm":
+        sampler = DDPModule(denoiser, schedule, predictor, eval_steps=eval_steps, progress_bar=False)
+        timesteps = eval_steps.flip(0).tolist()
+    else:
+        sampler = DDIModule(denoiser, schedule, predictor, eval_steps=eval_steps, progress_bar=False, eta=0.0)
+        timesteps = eval_steps.flip(0)[:-1].tolist()
+    sampler.eval()
+
+    x = noise((request.n, 1, 28, 28)).to(device)  # x_T ~ N(0, I)
+    condition = {"class_weights": request.weight_matrix().to(device)}
+    previous_guidance = denoiser.guidance
+    denoiser.guidance = request.guidance
+    try:
+        with torch.inference_mode():
+            total = len(timesteps)
+            for index, (t, x) in enumerate(zip(timesteps, sampler.generator(x, condition)), start=1):
+                out = x.clamp(-1, 1) if index == total else x
+                yield SampleStep(index, total, int(t), out.float().cpu())
+    finally:
+        denoiser.guidance = previous_guidance
+
+
+def sample(generator: Generator, request: SampleRequest, device=None) -> torch.Tensor:
+    """Run to the end; (n,1,28,28) in [-1, 1]."""
+    last = None
+    for last in sample_steps(generator, request, device):
+        pass
+    return last.x
+
+
+def blend_weights(first: int, second: int, count: int) -> list[list[float]]:
+    """Rows stepping from 100% `first` to 100% `second` (the seed's sneaker + boot experiment)."""
+    rows = []
+    for i in range(count):
+        share = i / (count - 1) if count > 1 else 0.0
+        row = [0.0] * NUM_CLASSES
+        row[first] += 1.0 - share
+        row[second] += share
+        rows.append(row)
+    return rows

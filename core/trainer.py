@@ -1,0 +1,431 @@
+"""The training loop. The CLI, the TUI monitor and the tests all drive this same code.
+
+Progress leaves through `on_event(TrainEvent)`; nothing here prints. A run directory holds:
+
+    run_dir/run.json              configs, device, world size, state (running/finished/stopped/failed)
+    run_dir/metrics.jsonl         one JSON object per logged step (the monitor tails it)
+    run_dir/checkpoints/step-XXXXXXX.pt   atomic, the newest `keep_checkpoints` kept
+    run_dir/samples/epoch-XXX.png one row per class, EMA weights, DDIM 25, guidance 2
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint as ckpt
+from .checkpoint import CheckpointError, atomic_save, atomic_write_bytes, read_checkpoint
+from .classes import NUM_CLASSES
+from .config import PRESETS, DiffusionConfig, ModelConfig, TrainConfig, as_dict
+from .data import DeviceBatches, load_split
+from .diffusion import DiffusionObjective
+from .model import Denoiser
+
+CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (NaN loss, bad resume); one line, says what was kept."""
+
+
+@dataclass
+class TrainEvent:
+    kind: str  # "start" | "log" | "checkpoint" | "samples" | "epoch" | "stopped" | "finished"
+    step: int
+    epoch: int
+    data: dict = field(default_factory=dict)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda asked for, but no CUDA GPU is available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device mps asked for, but MPS is not available")
+    return device
+
+
+def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
+    """Linear warm-up to lr, then cosine decay to lr * min_lr_ratio at total_steps."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
+    floor = config.lr * config.min_lr_ratio
+    return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoint files of a run, oldest first (temp files of interrupted writes are ignored)."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_bytes((json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), path)
+
+
+class Trainer:
+    """Build with configs and a run directory; call run(). Thread-safe stop() and pause()."""
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        train_config: TrainConfig,
+        model_config: ModelConfig | None = None,
+        diffusion_config: DiffusionConfig | None = None,
+        data_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+        download: bool = False,
+        on_event: Callable[[TrainEvent], None] | None = None,
+        preset: str = "fast",
+        data=None,  # an already loaded FashionMNIST split (tests)
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        self.run_dir = Path(run_dir)
+        self.train_config = train_config
+        self.on_event = on_event or (lambda event: None)
+        self.rank, self.world_size = rank, world_size
+        self.is_main = rank == 0
+        self._stop = threading.Event()
+        self._resume_allowed = threading.Event()
+        self._resume_allowed.set()
+        self.stop_reason: str | None = None
+
+        self.device = pick_device(train_config.device)
+        if self.device.type == "cuda" and world_size > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
+
+        state = None
+        if resume:
+            state = self._load_resume_state()
+            model_config = ModelConfig.from_dict(state["model_config"])
+            diffusion_config = DiffusionConfig.from_dict(state["diffusion_config"])
+            preset = state.get("preset", preset)
+        if model_config is None or diffusion_config is None:
+            if preset not in PRESETS:
+                raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+            model_config = model_config or PRESETS[preset].model
+            diffusion_config = diffusion_config or PRESETS[preset].diffusion
+        self.model_config, self.diffusion_config, self.preset = model_config, diffusion_config, preset
+
+        split = data if data is not None else load_split("train", data_dir, download_missing=download, limit=train_config.limit)
+        if data is not None and train_config.limit is not None:
+            split = type(split)(split.images[: train_config.limit], split.labels[: train_config.limit])
+        if len(split) < 1:
+            raise ValueError("no training images")
+        self.batches = DeviceBatches(split, train_config.batch_size, self.device, train_config.seed, rank, world_size)
+        self.total_steps = train_config.epochs * self.batches.steps_per_epoch
+        if train_config.max_steps is not None:
+            self.total_steps = min(self.total_steps, train_config.max_steps)
+
+        torch.manual_seed(train_config.seed)  # initial weights and the null embedding
+        self.model = Denoiser(model_config, diffusion_config).to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.objective = DiffusionObjective(self.model, diffusion_config)
+        self.train_module = self._wrap_distributed(self.objective)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
+        self.step, self.wall_time_before = 0, 0.0
+        self.loss_smooth: float | None = None
+        if state is not None:
+            self._restore(state)
+        self.step_fn = torch.compile(self.train_module) if train_config.compile else self.train_module
+
+    # ----------------------------------------------------------------- control
+    def stop(self, reason: str = "stopped") -> None:
+        self.stop_reason = reason
+        self._stop.set()
+        self._resume_allowed.set()
+
+    def pause(self) -> None:
+        self._resume_allowed.clear()
+
+    def unpause(self) -> None:
+        self._resume_allowed.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resume_allowed.is_set()
+
+    # ----------------------------------------------------------------- distributed hooks
+    def _wrap_distributed(self, module):
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return module
+
+    def _broadcast_stop(self) -> bool:
+        stop = self._stop.is_set()
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item() > 0)
+        return stop
+
+    # ----------------------------------------------------------------- checkpoints
+    def _load_resume_state(self) -> dict:
+        found = list_checkpoints(self.run_dir)
+        if not found:
+            raise TrainingError(f"nothing to resume: no checkpoint in {self.run_dir / 'checkpoints'}")
+        errors = []
+        for path in reversed(found):  # newest complete, readable one
+            try:
+                state = read_checkpoint(path)
+                if "optimizer" not in state or "model" not in state:
+                    raise CheckpointError(f"{path} is a sampling-only checkpoint and cannot resume training")
+                return state
+            except CheckpointError as error:
+                errors.append(str(error))
+        raise TrainingError(f"no usable checkpoint to resume in {self.run_dir / 'checkpoints'}: {errors[0]}")
+
+    def _restore(self, state: dict) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except Exception as error:
+            raise TrainingError(f"checkpoint does not fit this model: {str(error).splitlines()[0][:160]}") from None
+        self.step = int(state["step"])
+        self.wall_time_before = float(state.get("wall_time_sec", 0.0))
+        self.loss_smooth = state.get("loss_smooth")
+        rng = state.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        # the saved epoch position is in images, so resuming with another world size or batch works
+        self.resume_images_into_epoch = int(state.get("images_into_epoch", 0))
+        self.resume_epoch = int(state.get("epoch", 0))
+
+    def checkpoint_state(self, epoch: int, images_into_epoch: int, elapsed: float) -> dict:
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "kind": ckpt.KIND,
+            "format_version": ckpt.FORMAT_VERSION,
+            "preset": self.preset,
+            **ckpt.config_dicts(self.model_config, self.diffusion_config),
+            "train_config": as_dict(self.train_config),
+            "model": ckpt.model_state(self.model),
+            "ema": ckpt.model_state(self.ema),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "epoch": epoch,
+            "images_into_epoch": images_into_epoch,
+            "loss_smooth": self.loss_smooth,
+            "rng": rng,
+            "wall_time_sec": elapsed,
+            "world_size": self.world_size,
+        }
+
+    def save_checkpoint(self, epoch: int, images_into_epoch: int, elapsed: float) -> Path | None:
+        if not self.is_main:
+            return None
+        path = self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt"
+        atomic_save(self.checkpoint_state(epoch, images_into_epoch, elapsed), path)
+        for old in list_checkpoints(self.run_dir)[: -self.train_config.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+        self.on_event(TrainEvent("checkpoint", self.step, epoch, {"path": str(path)}))
+        return path
+
+    # ----------------------------------------------------------------- helpers
+    def _update_ema(self) -> None:
+        """ema <- d * ema + (1 - d) * w, with warm-up d = min(decay, (1 + step) / (10 + step))."""
+        decay = min(self.train_config.ema_decay, (1 + self.step) / (10 + self.step))
+        ema_params = list(self.ema.parameters())
+        params = [p.detach() for p in self.model.parameters()]
+        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+
+    def sample_grid(self, epoch: int) -> Path | None:
+        """One row per class from the EMA weights (DDIM 25, guidance 2, seed 0)."""
+        if not self.is_main or self.train_config.sample_grid_per_class <= 0:
+            return None
+        from .images import make_grid, save_png, to_pil
+        from .sampling import SampleRequest, sample
+
+        per_class = self.train_config.sample_grid_per_class
+        generator = ckpt.Generator(self.ema, self.model_config, self.diffusion_config, None, "training", {})
+        chunks = []
+        for first in range(0, NUM_CLASSES, 5):  # 5 classes per call keeps n within the sampler's limit
+            rows = [[1.0 if i == c else 0.0 for i in range(NUM_CLASSES)] for c in range(first, first + 5) for _ in range(per_class)]
+            request = SampleRequest(rows[0], n=len(rows), sampler="ddim", steps=25, seed=first, per_item_weights=rows)
+            chunks.append(sample(generator, request))
+        images = torch.cat(chunks)
+        path = self.run_dir / "samples" / f"epoch-{epoch:03d}.png"
+        save_png(to_pil(make_grid(images, per_class), "grey", 2), path,
+                 {"kind": "training-samples", "epoch": epoch, "step": self.step, "rows": "one per class 0-9"})
+        self.on_event(TrainEvent("samples", self.step, epoch, {"path": str(path)}))
+        return path
+
+    def _write_run_info(self, state: str, **extra) -> None:
+        if not self.is_main:
+            return
+        info_path = self.run_dir / "run.json"
+        info = {}
+        if info_path.exists():
+            try:
+                info = json.loads(info_path.read_text())
+            except ValueError:
+                info = {}
+        info.update({
+            "state": state,
+            "preset": self.preset,
+            "device": str(self.device),
+            "world_size": self.world_size,
+            "global_batch": self.train_config.batch_size * self.world_size,
+            "steps_per_epoch": self.batches.steps_per_epoch,
+            "total_steps": self.total_steps,
+            "epochs": self.train_config.epochs,
+            "model_config": as_dict(self.model_config),
+            "diffusion_config": as_dict(self.diffusion_config),
+            "train_config": as_dict(self.train_config),
+            "pid": os.getpid(),
+            "updated": time.time(),
+            **extra,
+        })
+        write_json(info_path, info)
+
+    # ----------------------------------------------------------------- the loop
+    def run(self) -> dict:
+        config, batches = self.train_config, self.batches
+        steps_per_epoch = batches.steps_per_epoch
+        global_batch = config.batch_size * self.world_size
+        if hasattr(self, "resume_epoch"):
+            epoch = self.resume_epoch
+            start_in_epoch = min(steps_per_epoch, round(self.resume_images_into_epoch / global_batch))
+        else:
+            epoch, start_in_epoch = self.step // steps_per_epoch, self.step % steps_per_epoch
+        if start_in_epoch >= steps_per_epoch:
+            epoch, start_in_epoch = epoch + 1, 0
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._write_run_info("running", started=time.time())
+        metrics_path = self.run_dir / "metrics.jsonl"
+        metrics = open(metrics_path, "a", buffering=1) if self.is_main else None
+        self.on_event(TrainEvent("start", self.step, epoch, {
+            "device": str(self.device), "total_steps": self.total_steps, "steps_per_epoch": steps_per_epoch,
+            "global_batch": global_batch, "world_size": self.world_size, "run_dir": str(self.run_dir),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+        }))
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else torch.autocast("cpu", enabled=False)
+        run_start = time.perf_counter()
+        window_start, window_images = run_start, 0
+        last_checkpoint_step = self.step
+        last_images_into_epoch = start_in_epoch * global_batch
+        identity = torch.eye(NUM_CLASSES, device=self.device)
+        outcome = "finished"
+        self.model.train()
+
+        def elapsed() -> float:
+            return self.wall_time_before + time.perf_counter() - run_start
+
+        try:
+            while self.step < self.total_steps:
+                for in_epoch, (x0, labels) in enumerate(batches.batches(epoch, start_in_epoch), start=start_in_epoch):
+                    if not self._resume_allowed.is_set():
+                        paused_at = time.perf_counter()
+                        self._resume_allowed.wait()
+                        run_start += time.perf_counter() - paused_at  # paused time is not training time
+                        window_start = time.perf_counter()
+                        window_images = 0
+                    if self._broadcast_stop():
+                        outcome = "stopped"
+                        break
+                    lr = lr_at(self.step, self.total_steps, config)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr
+                    if self.device.type == "cuda":
+                        x0 = x0.contiguous(memory_format=torch.channels_last)
+                    with autocast:
+                        loss = self.step_fn(x0, identity[labels])
+                    loss_value = float(loss.detach())
+                    if not math.isfinite(loss_value):
+                        last = list_checkpoints(self.run_dir)
+                        kept = f"last good checkpoint: {last[-1]}" if last else "no checkpoint was written yet"
+                        self._write_run_info("failed", error=f"loss became {loss_value} at step {self.step + 1}")
+                        raise TrainingError(f"loss became {loss_value} at step {self.step + 1}; stopped, {kept}")
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+                    self.optimizer.step()
+                    self._update_ema()
+                    self.step += 1
+                    window_images += x0.shape[0] * self.world_size
+                    self.loss_smooth = loss_value if self.loss_smooth is None else 0.98 * self.loss_smooth + 0.02 * loss_value
+                    last_images_into_epoch = (in_epoch + 1) * global_batch
+
+                    if self.step % config.log_every == 0 or self.step == self.total_steps:
+                        now = time.perf_counter()
+                        rate = window_images / max(1e-9, now - window_start)
+                        window_start, window_images = now, 0
+                        remaining = (self.total_steps - self.step) * global_batch / max(rate, 1e-9)
+                        record = {
+                            "step": self.step, "epoch": epoch + (in_epoch + 1) / steps_per_epoch,
+                            "loss": loss_value, "loss_smooth": self.loss_smooth, "lr": lr,
+                            "grad_norm": float(grad_norm), "images_per_sec": rate,
+                            "elapsed_sec": elapsed(), "eta_sec": remaining, "total_steps": self.total_steps,
+                            "time": time.time(),
+                        }
+                        if metrics is not None:
+                            metrics.write(json.dumps(record) + "\n")
+                        self.on_event(TrainEvent("log", self.step, epoch, record))
+                    if config.checkpoint_every and self.step - last_checkpoint_step >= config.checkpoint_every:
+                        self.save_checkpoint(epoch, last_images_into_epoch, elapsed())
+                        last_checkpoint_step = self.step
+                    if self.step >= self.total_steps:
+                        break
+                if outcome == "stopped":
+                    break
+                epoch_finished = last_images_into_epoch >= steps_per_epoch * global_batch
+                if epoch_finished:
+                    epoch += 1
+                    start_in_epoch, last_images_into_epoch = 0, 0
+                    if self.step != last_checkpoint_step:
+                        self.save_checkpoint(epoch, 0, elapsed())
+                        last_checkpoint_step = self.step
+                    self.on_event(TrainEvent("epoch", self.step, epoch, {"elapsed_sec": elapsed()}))
+                    self.sample_grid(epoch)
+                    self.model.train()
+                else:
+                    start_in_epoch = last_images_into_epoch // global_batch
+            path = None
+            if self.step != last_checkpoint_step or not list_checkpoints(self.run_dir):
+                path = self.save_checkpoint(epoch, last_images_into_epoch, elapsed())
+            newest = list_checkpoints(self.run_dir)
+            path = path or (newest[-1] if newest else None)
+            self._write_run_info(outcome, finished=time.time(), step=self.step, wall_time_sec=elapsed())
+            result = {"outcome": outcome, "step": self.step, "epoch": epoch, "checkpoint": str(path) if path else None,
+                      "metrics": str(metrics_path), "wall_time_sec": elapsed(), "reason": self.stop_reason}
+            self.on_event(TrainEvent(outcome, self.step, epoch, result))
+            return result
+        finally:
+            if metrics is not None:
+                metrics.close()

@@ -1,0 +1,109 @@
+"""Checkpoints: a file alone rebuilds its model; nothing in a file is executed; bad files give one line."""
+
+import os
+import pickle
+import zipfile
+
+import pytest
+import torch
+
+from conftest import make_tiny_checkpoint
+from core.checkpoint import (
+    CheckpointError, atomic_save, export_generator, load_generator, read_checkpoint,
+)
+from core.sampling import SampleRequest, sample
+
+BOOT = [0.0] * 9 + [1.0]
+
+
+class Exploit:
+    """Unpickling this would create a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_file_alone_rebuilds_the_model(tmp_path):
+    path = make_tiny_checkpoint(tmp_path / "a.pt", seed=3)
+    generator = load_generator(path)
+    assert generator.model_config.channels == (16, 32)
+    assert generator.diffusion_config.prediction == "v"
+    assert len(generator.hash) == 16
+    raw = torch.load(path, weights_only=True)
+    for key, value in generator.denoiser.state_dict().items():
+        assert torch.equal(value, raw["ema"][key])
+
+
+def test_half_precision_export_samples_like_the_original(tmp_path):
+    path = make_tiny_checkpoint(tmp_path / "a.pt")
+    export_generator(torch.load(path, weights_only=True), tmp_path / "half.pt", half=True)
+    assert os.path.getsize(tmp_path / "half.pt") < os.path.getsize(path)
+    a = sample(load_generator(path), SampleRequest(BOOT, n=2, steps=4))
+    b = sample(load_generator(tmp_path / "half.pt"), SampleRequest(BOOT, n=2, steps=4))
+    assert (a - b).abs().max() < 0.05
+
+
+def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"kind": "fashion-diffusion", "payload": Exploit(str(marker))}, evil)
+    with pytest.raises(CheckpointError, match="would need code"):
+        load_generator(evil)
+    assert not marker.exists()
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps(Exploit(str(marker))))
+    with pytest.raises(CheckpointError):
+        load_generator(plain)
+    assert not marker.exists()
+
+
+def _bad_files(tmp_path):
+    good = make_tiny_checkpoint(tmp_path / "good.pt")
+    blob = good.read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(blob[: len(blob) // 2])
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "text.pt").write_text("hello")
+    (tmp_path / "adir.pt").mkdir()
+    torch.save({"kind": "fashion-classifier", "format_version": 1, "state_dict": {}}, tmp_path / "classifier.pt")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    data = torch.load(good, weights_only=True)
+    data["ema"] = {k: torch.zeros(3) for k in data["ema"]}
+    torch.save(data, tmp_path / "shapes.pt")
+    data = torch.load(good, weights_only=True)
+    data["model_config"]["channels"] = [32, 64]
+    torch.save(data, tmp_path / "arch.pt")
+    data = torch.load(good, weights_only=True)
+    data["format_version"] = 99
+    torch.save(data, tmp_path / "future.pt")
+    with zipfile.ZipFile(tmp_path / "zip.pt", "w") as archive:
+        archive.writestr("x", "y")
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("truncated.pt", "truncated, corrupt"), ("empty.pt", "empty"), ("text.pt", "not a PyTorch checkpoint"),
+    ("adir.pt", "directory"), ("classifier.pt", "'fashion-classifier'"), ("list.pt", "not a fashion-tui checkpoint"),
+    ("shapes.pt", "do not fit"), ("arch.pt", "do not fit"), ("future.pt", "format version"),
+    ("zip.pt", "not a PyTorch checkpoint"), ("missing.pt", "does not exist"),
+])
+def test_bad_checkpoints_one_line(tmp_path, name, fragment):
+    _bad_files(tmp_path)
+    with pytest.raises(CheckpointError) as info:
+        load_generator(tmp_path / name)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_atomic_save_leaves_old_file_when_write_fails(tmp_path, monkeypatch):
+    path = tmp_path / "c.pt"
+    atomic_save({"kind": "fashion-diffusion", "format_version": 1, "v": 1}, path)
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(OSError):
+        atomic_save({"kind": "fashion-diffusion", "format_version": 1, "v": 2}, path)
+    monkeypatch.undo()
+    assert read_checkpoint(path)["v"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temp file left behind

@@ -1,0 +1,97 @@
+import pytest
+import torch
+
+from core.checkpoint import load_generator
+from core.sampling import (
+    SampleRequest, SampleRequestError, blend_weights, eval_steps_for, sample, sample_steps,
+)
+
+BOOT = [0.0] * 9 + [1.0]
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_checkpoint):
+    return load_generator(tiny_checkpoint)
+
+
+@pytest.mark.parametrize("sampler, steps, calls", [("ddpm", 10, 10), ("ddim", 8, 8), ("ddpm", 250, 250), ("ddim", 50, 50)])
+def test_eval_steps(sampler, steps, calls):
+    eval_steps = eval_steps_for(sampler, steps, 1000)
+    assert eval_steps[0] == 0 and eval_steps[-1] == 999  # DDPM: t=0 included, so no noise is added last
+    assert len(eval_steps) == (calls if sampler == "ddpm" else calls + 1)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_yields_every_step_and_final_images(generator, sampler):
+    steps = list(sample_steps(generator, SampleRequest(BOOT, n=3, sampler=sampler, steps=6, seed=1)))
+    assert [s.index for s in steps] == list(range(1, 7)) and steps[-1].done and not steps[0].done
+    assert [s.t for s in steps] == sorted((s.t for s in steps), reverse=True)
+    final = steps[-1].x
+    assert final.shape == (3, 1, 28, 28) and final.min() >= -1 and final.max() <= 1
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_same_seed_same_pixels_and_global_rng_untouched(generator, sampler):
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    a = sample(generator, SampleRequest(BOOT, n=2, sampler=sampler, steps=5, seed=42))
+    assert torch.equal(torch.get_rng_state(), state)
+    b = sample(generator, SampleRequest(BOOT, n=2, sampler=sampler, steps=5, seed=42))
+    c = sample(generator, SampleRequest(BOOT, n=2, sampler=sampler, steps=5, seed=43))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.allclose(a[1], c[0], atol=1e-5)  # item i draws from seed + i
+
+
+def test_ddim_is_deterministic_given_x_T_and_ddpm_adds_noise(generator):
+    # DDIM (eta=0) uses noise only for x_T; DDPM draws fresh noise every step.
+    ddim = list(sample_steps(generator, SampleRequest(BOOT, n=1, sampler="ddim", steps=4, seed=0)))
+    ddpm = list(sample_steps(generator, SampleRequest(BOOT, n=1, sampler="ddpm", steps=4, seed=0)))
+    assert not torch.equal(ddim[-1].x, ddpm[-1].x)
+
+
+def test_stopping_between_steps(generator):
+    iterator = sample_steps(generator, SampleRequest(BOOT, n=1, sampler="ddpm", steps=50))
+    first = next(iterator)
+    iterator.close()
+    assert first.index == 1 and first.total == 50
+    assert generator.denoiser.guidance == generator.diffusion_config.guidance  # restored
+
+
+def test_guidance_changes_pixels(tiny_checkpoint):
+    generator = load_generator(tiny_checkpoint)  # a private copy: perturbed below
+    with torch.no_grad():
+        for p in generator.denoiser.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    a = sample(generator, SampleRequest(BOOT, n=1, steps=4, guidance=0.0))
+    b = sample(generator, SampleRequest(BOOT, n=1, steps=4, guidance=5.0))
+    assert not torch.allclose(a, b)
+
+
+def test_blend_strip_shares_noise(generator):
+    rows = blend_weights(7, 9, 5)
+    assert rows[0][7] == 1.0 and rows[-1][9] == 1.0 and rows[2][7] == pytest.approx(0.5)
+    request = SampleRequest(rows[0], n=5, steps=3, shared_noise=True, per_item_weights=rows)
+    images = sample(generator, request)
+    assert images.shape == (5, 1, 28, 28)
+    same_class = sample(generator, SampleRequest(BOOT, n=3, steps=3, shared_noise=True))
+    assert torch.allclose(same_class[0], same_class[2], atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(n=0), "number of items"), (dict(n=65), "number of items"), (dict(n=True), "number of items"),
+    (dict(guidance=-0.1), "guidance"), (dict(guidance=20.5), "guidance"), (dict(guidance=float("nan")), "guidance"),
+    (dict(steps=1), "steps"), (dict(steps=1001), "steps"), (dict(sampler="euler"), "sampler"),
+    (dict(seed=-1), "seed"), (dict(seed="7"), "seed"),
+    (dict(class_weights=[0.0] * 10), "sum to zero"), (dict(class_weights=[1.0] * 3), "10 class weights"),
+    (dict(class_weights=[float("nan")] + [1.0] * 9), "finite"),
+])
+def test_bad_requests_one_line(kwargs, fragment):
+    fields = dict(class_weights=BOOT) | kwargs
+    with pytest.raises(SampleRequestError) as info:
+        SampleRequest(**fields).validate()
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_validate_renormalises():
+    request = SampleRequest([0, 0, 0, 0, 0, 0, 0, 3, 0, 1]).validate()
+    assert request.class_weights[7] == pytest.approx(0.75)

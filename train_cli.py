@@ -1,0 +1,146 @@
+"""Headless training: `fashion-train` / `python train_cli.py`.
+
+Maps flags onto TrainConfig, drives core.trainer.Trainer, shows a rich progress bar, and
+writes the run directory the TUI monitor reads. SIGINT/SIGTERM save a checkpoint first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from core.config import PRESETS, TrainConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fashion-train", description="Train the class-conditional diffusion model on Fashion-MNIST.")
+    p.add_argument("--data-dir", default=None, help="folder holding FashionMNIST/raw/ (default $FASHION_TUI_DATA or ./data)")
+    p.add_argument("--download", action="store_true", help="download Fashion-MNIST into --data-dir if missing (needs network)")
+    p.add_argument("--run-dir", default="runs/default", help="where checkpoints, metrics.jsonl and sample grids go")
+    p.add_argument("--preset", default="fast", choices=sorted(PRESETS), help="model recipe: fast (default), seed (the original), tiny")
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="per process; global batch = this x world size")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--warmup-steps", type=int, default=TrainConfig.warmup_steps)
+    p.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its newest checkpoint")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke runs)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps in total")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    p.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every, help="steps between checkpoints (also one per epoch)")
+    p.add_argument("--keep", type=int, default=TrainConfig.keep_checkpoints, help="how many checkpoints to keep")
+    p.add_argument("--log-every", type=int, default=TrainConfig.log_every, help="steps between metrics.jsonl lines")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
+    return p
+
+
+def check_args(args) -> str | None:
+    for name in ("epochs", "batch_size", "checkpoint_every", "keep", "log_every"):
+        if getattr(args, name) < 1:
+            return f"--{name.replace('_', '-')} must be at least 1"
+    if not args.lr > 0:
+        return "--lr must be positive"
+    if args.limit is not None and args.limit < 1:
+        return "--limit must be at least 1"
+    if not 0 <= args.ema_decay < 1:
+        return "--ema-decay must be in [0, 1)"
+    return None
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    problem = check_args(args)
+    if problem:
+        print(f"fashion-train: error: {problem}", file=sys.stderr)
+        return 2
+
+    import torch
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from core.checkpoint import CheckpointError
+    from core.data import DataError
+    from core.trainer import Trainer, TrainingError
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rank = int(os.environ.get("RANK", 0))
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    console = Console(stderr=True)
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+        ema_decay=args.ema_decay, seed=args.seed, limit=args.limit, checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep, log_every=args.log_every, device=args.device, compile=args.compile,
+        max_steps=args.max_steps,
+    )
+    if world_size > 1:
+        from core.distributed import init_distributed
+
+        init_distributed(args.device)
+
+    progress = Progress(
+        TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} img/s"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=console, disable=args.no_progress or rank != 0,
+    )
+    task = progress.add_task("train", total=None, epoch="-", loss="-", rate="-")
+
+    def on_event(event):
+        if rank != 0:
+            return
+        d = event.data
+        if event.kind == "start":
+            progress.update(task, total=d["total_steps"], completed=event.step)
+            console.print(f"training on {d['device']} ({d['parameters'] / 1e6:.2f}M parameters), "
+                          f"global batch {d['global_batch']} = {d['global_batch'] // max(1, d['world_size'])} x {d['world_size']} process(es), "
+                          f"{d['steps_per_epoch']} steps/epoch, run dir {d['run_dir']}")
+        elif event.kind == "log":
+            progress.update(task, completed=d["step"], epoch=f"{d['epoch']:.2f}", loss=f"{d['loss_smooth']:.4f}", rate=f"{d['images_per_sec']:.0f}")
+            if args.no_progress and d["step"] % (args.log_every * 10) == 0:
+                console.print(f"step {d['step']}/{d['total_steps']} epoch {d['epoch']:.2f} loss {d['loss_smooth']:.4f} "
+                              f"{d['images_per_sec']:.0f} img/s eta {d['eta_sec'] / 60:.1f} min")
+        elif event.kind == "samples":
+            console.print(f"epoch {event.epoch} samples: {d['path']}")
+
+    trainer = None
+    try:
+        with progress:
+            trainer = Trainer(args.run_dir, config, data_dir=args.data_dir, resume=args.resume, download=args.download,
+                              on_event=on_event, preset=args.preset, rank=rank, world_size=world_size)
+
+            def handle_signal(signum, frame):
+                trainer.stop(signal.Signals(signum).name)
+
+            signal.signal(signal.SIGINT, handle_signal)
+            signal.signal(signal.SIGTERM, handle_signal)
+            result = trainer.run()
+    except (DataError, CheckpointError, TrainingError, ValueError) as error:
+        console.print(f"fashion-train: error: {error}", markup=False, highlight=False)
+        return 1
+    except KeyboardInterrupt:  # a second Ctrl-C before the handler was installed
+        console.print("fashion-train: interrupted before training started; nothing was written")
+        return 130
+    finally:
+        if world_size > 1:
+            from core.distributed import shutdown_distributed
+
+            shutdown_distributed()
+    if rank == 0:
+        if result["outcome"] == "stopped":
+            console.print(f"stopped by {result['reason']} at step {result['step']}; checkpoint saved: {result['checkpoint']} "
+                          f"(continue with --resume --run-dir {args.run_dir})", markup=False, highlight=False)
+        else:
+            console.print(f"finished at step {result['step']} in {result['wall_time_sec'] / 60:.1f} min", markup=False)
+        console.print(f"checkpoint: {result['checkpoint']}", markup=False, highlight=False)
+        console.print(f"metrics:    {result['metrics']}", markup=False, highlight=False)
+    return 130 if result["outcome"] == "stopped" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

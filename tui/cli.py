@@ -1,0 +1,156 @@
+"""`fashion-tui` console entry: the app by default, plus headless subcommands.
+
+    fashion-tui [--checkpoint P] [--run-dir D] [--device cpu] [--export-dir D] [--from-png F]
+    fashion-tui generate --class "sneaker:0.7,boot:0.3" --n 16 --out DIR ...
+    fashion-tui info FILE.png
+    fashion-tui evaluate --checkpoint P ...
+
+User mistakes end in one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+PROG = "fashion-tui"
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance g, 0-20 (0 = none; default 2)")
+    p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim", help="ddim (deterministic, default 50 steps) or ddpm (strided, default 250)")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default 250 for ddpm, 50 for ddim)")
+    p.add_argument("--checkpoint", default=None, help="generator checkpoint (default: the shipped model)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Train, watch and play with a class-conditional diffusion model of Fashion-MNIST.")
+    p.add_argument("--checkpoint", default=None, help="generator checkpoint for the app (default: the shipped model)")
+    p.add_argument("--run-dir", default=None, help="open the training monitor on this run directory")
+    p.add_argument("--device", default="cpu", help="device for sampling in the app (cpu, cuda, mps, auto)")
+    p.add_argument("--export-dir", default="exports", help="where the app's exports go (default ./exports)")
+    p.add_argument("--from-png", default=None, help="open the app with the recipe stored in an exported PNG")
+    p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder for trainings started from the monitor")
+    sub = p.add_subparsers(dest="command", metavar="{generate,info,evaluate}")
+
+    g = sub.add_parser("generate", help="write PNGs without the app")
+    g.add_argument("--class", dest="class_spec", required=True, help='class or mix, e.g. boot or "sneaker:0.7,boot:0.3"')
+    g.add_argument("--n", type=int, default=16, help="number of items, 1-64 (default 16)")
+    g.add_argument("--seed", type=int, default=0, help="item i uses seed + i (default 0)")
+    g.add_argument("--out", default="generated", help="output directory (default ./generated)")
+    g.add_argument("--palette", default="grey", help="grey (default, the dataset's look), inverted, magma, viridis, ice")
+    g.add_argument("--scale", type=int, default=1, help="upscale factor, nearest-neighbour (default 1 = 28px)")
+    g.add_argument("--columns", type=int, default=None, help="grid columns (default min(8, n))")
+    _add_sampling_args(g)
+
+    i = sub.add_parser("info", help="print the recipe stored in an exported PNG")
+    i.add_argument("png", nargs="+")
+    i.add_argument("--json", action="store_true", help="print raw JSON")
+
+    e = sub.add_parser("evaluate", help="score a generator with the shipped classifier")
+    e.add_argument("--n-per-class", type=int, default=100)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--data-dir", dest="eval_data_dir", default=None, help="Fashion-MNIST folder (for the real test set)")
+    e.add_argument("--classifier", default=None, help="classifier checkpoint (default: checkpoints/classifier.pt)")
+    e.add_argument("--json-out", default=None, help="also write the result as JSON here")
+    e.add_argument("--batch", type=int, default=64)
+    _add_sampling_args(e)
+    return p
+
+
+def load_generator_or_fail(path: str | None, device: str):
+    from core.checkpoint import CheckpointError, default_checkpoint, load_generator
+    from core.trainer import pick_device
+
+    target = Path(path) if path else default_checkpoint()
+    if path is None and not target.exists():
+        raise CheckpointError(f"no shipped model at {target}; pass --checkpoint PATH (e.g. runs/NAME/checkpoints/step-*.pt)")
+    return load_generator(target, pick_device(device))
+
+
+def cmd_generate(args) -> int:
+    from core.classes import ClassSpecError, parse_class_spec
+    from core.checkpoint import CheckpointError
+    from core.export import check_writable, export_items
+    from core.images import MAX_SCALE, PALETTES, ExportError
+    from core.sampling import SampleRequest, SampleRequestError, sample
+
+    try:
+        weights = parse_class_spec(args.class_spec)
+        request = SampleRequest(weights, n=args.n, guidance=args.guidance, sampler=args.sampler, steps=args.steps, seed=args.seed).validate()
+        if args.palette not in PALETTES:
+            raise ValueError(f"unknown palette {args.palette!r}; choose from {', '.join(PALETTES)}")
+        if not 1 <= args.scale <= MAX_SCALE:
+            raise ValueError(f"--scale must be 1-{MAX_SCALE}")
+        if args.columns is not None and args.columns < 1:
+            raise ValueError("--columns must be at least 1")
+        out = Path(args.out)
+        check_writable(out)  # fail before spending time on sampling
+        generator = load_generator_or_fail(args.checkpoint, args.device)
+        images = sample(generator, request)
+        paths = export_items(images, request, out, generator.hash, str(generator.path), args.palette, args.scale, args.columns)
+    except (ClassSpecError, SampleRequestError, CheckpointError, ExportError, ValueError) as error:
+        return _fail(str(error), 1)
+    grid = [p for p in paths if p.name.startswith("grid")]
+    print(f"wrote {len(paths) - len(grid)} items and {grid[0] if grid else 'no grid'} into {out}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from core.images import read_metadata
+
+    status = 0
+    for name in args.png:
+        try:
+            data = read_metadata(name)
+        except ValueError as error:
+            print(f"{PROG}: error: {error}", file=sys.stderr)
+            status = 1
+            continue
+        if args.json:
+            print(json.dumps(data, indent=2, sort_keys=True))
+            continue
+        print(f"{name}:")
+        for key in ("classes", "guidance", "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise",
+                    "checkpoint", "checkpoint_hash", "palette", "scale", "created"):
+            if key in data:
+                print(f"  {key:16} {data[key]}")
+    return status
+
+
+def cmd_evaluate(args) -> int:
+    from core.checkpoint import CheckpointError
+    from core.data import DataError
+    from core.evaluation_cli import run_evaluation
+
+    try:
+        return run_evaluation(args, load_generator_or_fail)
+    except (CheckpointError, DataError, ValueError) as error:
+        return _fail(str(error), 1)
+
+
+def cmd_app(args) -> int:
+    from tui.app import run_app
+
+    return run_app(args)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        handler = {"generate": cmd_generate, "info": cmd_info, "evaluate": cmd_evaluate}.get(args.command, cmd_app)
+        return handler(args)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
