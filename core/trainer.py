@@ -120,6 +120,8 @@ class Trainer:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
 
         state = None
+        if not resume and list_checkpoints(self.run_dir):
+            raise TrainingError(f"{self.run_dir} already holds checkpoints: add --resume to continue it, or pick a new --run-dir")
         if resume:
             state = self._load_resume_state()
             model_config = ModelConfig.from_dict(state["model_config"])

@@ -104,3 +104,11 @@ def test_bad_device_and_preset(tmp_path, fake_data_dir):
         Trainer(tmp_path / "d", config(device="tpu"), data_dir=fake_data_dir)
     with pytest.raises(ValueError, match="unknown preset"):
         Trainer(tmp_path / "d", config(), preset="huge", data_dir=fake_data_dir)
+
+
+def test_fresh_run_refuses_to_clobber_an_existing_run(tmp_path, fake_data_dir):
+    Trainer(tmp_path / "r", config(epochs=1, sample_grid_per_class=0), preset="tiny", data_dir=fake_data_dir).run()
+    before = sorted(p.name for p in (tmp_path / "r/checkpoints").iterdir())
+    with pytest.raises(TrainingError, match="--resume"):
+        Trainer(tmp_path / "r", config(epochs=1), preset="tiny", data_dir=fake_data_dir)
+    assert sorted(p.name for p in (tmp_path / "r/checkpoints").iterdir()) == before

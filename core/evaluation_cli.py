@@ -1,0 +1,76 @@
+"""`fashion-tui evaluate`: sample every class from a generator and score it with the shipped classifier."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .checkpoint import atomic_write_bytes
+from .classes import NUM_CLASSES
+from .data import load_split
+from .evaluate import EvaluationError, evaluate_generator, format_table, load_classifier, real_floor
+from .sampling import MAX_ITEMS, SampleRequest, sample
+
+
+def make_sample_fn(generator, guidance: float, sampler: str, steps: int | None, seed: int, batch: int):
+    """sample_fn(class, n) for evaluate_generator: batches of <= 64 items, seeds that never overlap."""
+    batch = max(1, min(batch, MAX_ITEMS))
+
+    def sample_fn(class_index: int, n: int) -> torch.Tensor:
+        weights = [1.0 if i == class_index else 0.0 for i in range(NUM_CLASSES)]
+        chunks = []
+        for start in range(0, n, batch):
+            size = min(batch, n - start)
+            request = SampleRequest(weights, n=size, guidance=guidance, sampler=sampler, steps=steps,
+                                    seed=seed + class_index * 1_000_000 + start)
+            chunks.append(sample(generator, request))
+        return torch.cat(chunks)
+
+    return sample_fn
+
+
+def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guidance: float, sampler: str,
+                        steps: int | None, seed: int = 0, batch: int = 64, floor: float | None = None, progress=None) -> dict:
+    test = load_split("test", data_dir)
+    if floor is None:
+        # like-for-like: as many real train images as generated ones (the distance is biased by sample size)
+        floor = real_floor(classifier, data_dir, n_train=n_per_class * NUM_CLASSES)
+    SampleRequest([1.0] + [0.0] * 9, guidance=guidance, sampler=sampler, steps=steps, seed=seed).validate()
+    start = time.perf_counter()
+    result = evaluate_generator(make_sample_fn(generator, guidance, sampler, steps, seed, batch), classifier,
+                                test.as_float(), test.labels, n_per_class, floor=floor, progress=progress)
+    seconds = time.perf_counter() - start
+    result.update({
+        "checkpoint": str(generator.path), "checkpoint_hash": generator.hash, "guidance": guidance, "sampler": sampler,
+        "steps": steps if steps is not None else SampleRequest([1.0] + [0.0] * 9, sampler=sampler).resolved_steps(),
+        "seed": seed, "seconds": seconds, "seconds_per_item": seconds / (n_per_class * NUM_CLASSES),
+        "floor_n_train": n_per_class * NUM_CLASSES,
+    })
+    return result
+
+
+def run_evaluation(args, load_generator_fn) -> int:
+    if args.n_per_class < 2:
+        raise ValueError("--n-per-class must be at least 2")
+    try:
+        classifier = load_classifier(args.classifier)
+    except EvaluationError as error:
+        raise ValueError(str(error)) from None
+    generator = load_generator_fn(args.checkpoint, args.device)
+
+    def progress(done, total):
+        print(f"\rsampling class {done}/{total}", end="", flush=True)
+
+    result = evaluate_checkpoint(generator, classifier, args.eval_data_dir, args.n_per_class, args.guidance,
+                                 args.sampler, args.steps, args.seed, args.batch, progress=progress)
+    print()
+    print(f"checkpoint {result['checkpoint']} ({result['checkpoint_hash']}), {args.sampler.upper()} {result['steps']} steps, "
+          f"guidance {args.guidance:g}, {args.n_per_class} items per class, {result['seconds']:.0f} s")
+    print(format_table(result))
+    if args.json_out:
+        atomic_write_bytes((json.dumps(result, indent=2) + "\n").encode(), Path(args.json_out))
+        print(f"wrote {args.json_out}")
+    return 0
