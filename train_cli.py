@@ -2,6 +2,11 @@
 
 Maps flags onto TrainConfig, drives core.trainer.Trainer, shows a rich progress bar, and
 writes the run directory the TUI monitor reads. SIGINT/SIGTERM save a checkpoint first.
+
+Under torchrun (`torchrun --nproc_per_node=N train_cli.py ...`) every process runs this file;
+RANK/WORLD_SIZE come from the environment, DistributedDataParallel does the rest, and only
+rank 0 prints and writes. Debugging: with $FASHION_TUI_DUMP_WEIGHTS_DIR set, every rank saves
+its final model and EMA weights there as rank{r}.pt.
 """
 
 from __future__ import annotations
@@ -13,9 +18,14 @@ import sys
 
 from core.config import PRESETS, TrainConfig
 
+DUMP_WEIGHTS_ENV = "FASHION_TUI_DUMP_WEIGHTS_DIR"
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fashion-train", description="Train the class-conditional diffusion model on Fashion-MNIST.")
+    p = argparse.ArgumentParser(
+        prog="fashion-train", description="Train the class-conditional diffusion model on Fashion-MNIST.",
+        epilog="Several GPUs or machines: torchrun --nproc_per_node=N train_cli.py ... (DistributedDataParallel; "
+               "--batch-size is per process, only rank 0 writes the run directory).")
     p.add_argument("--data-dir", default=None, help="folder holding FashionMNIST/raw/ (default $FASHION_TUI_DATA or ./data)")
     p.add_argument("--download", action="store_true", help="download Fashion-MNIST into --data-dir if missing (needs network)")
     p.add_argument("--run-dir", default="runs/default", help="where checkpoints, metrics.jsonl and sample grids go")
@@ -65,24 +75,25 @@ def main(argv=None) -> int:
 
     from core.checkpoint import CheckpointError
     from core.data import DataError
+    from core.distributed import env_info, init_distributed, shutdown_distributed
     from core.trainer import Trainer, TrainingError
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    rank = int(os.environ.get("RANK", 0))
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
     console = Console(stderr=True)
+    try:
+        dist_info = env_info()
+    except ValueError as error:
+        console.print(f"fashion-train: error: {error}", markup=False, highlight=False)
+        return 2
+    rank, world_size = dist_info.rank, dist_info.world_size
+    tag = f"[rank {rank}] " if world_size > 1 else ""
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
         ema_decay=args.ema_decay, seed=args.seed, limit=args.limit, checkpoint_every=args.checkpoint_every,
         keep_checkpoints=args.keep, log_every=args.log_every, device=args.device, compile=args.compile,
         max_steps=args.max_steps,
     )
-    if world_size > 1:
-        from core.distributed import init_distributed
-
-        init_distributed(args.device)
-
     progress = Progress(
         TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} img/s"),
@@ -110,6 +121,8 @@ def main(argv=None) -> int:
 
     trainer = None
     try:
+        if world_size > 1:
+            init_distributed(args.device)
         with progress:
             trainer = Trainer(args.run_dir, config, data_dir=args.data_dir, resume=args.resume, download=args.download,
                               on_event=on_event, preset=args.preset, rank=rank, world_size=world_size)
@@ -120,17 +133,18 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGINT, handle_signal)
             signal.signal(signal.SIGTERM, handle_signal)
             result = trainer.run()
+            dump_dir = os.environ.get(DUMP_WEIGHTS_ENV)
+            if dump_dir:
+                trainer.dump_weights(dump_dir)
     except (DataError, CheckpointError, TrainingError, ValueError) as error:
-        console.print(f"fashion-train: error: {error}", markup=False, highlight=False)
+        console.print(f"{tag}fashion-train: error: {error}", markup=False, highlight=False)
         return 1
     except KeyboardInterrupt:  # a second Ctrl-C before the handler was installed
-        console.print("fashion-train: interrupted before training started; nothing was written")
+        if rank == 0:
+            console.print("fashion-train: interrupted before training started; nothing was written")
         return 130
     finally:
-        if world_size > 1:
-            from core.distributed import shutdown_distributed
-
-            shutdown_distributed()
+        shutdown_distributed()
     if rank == 0:
         if result["outcome"] == "stopped":
             console.print(f"stopped by {result['reason']} at step {result['step']}; checkpoint saved: {result['checkpoint']} "

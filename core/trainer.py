@@ -6,6 +6,10 @@ Progress leaves through `on_event(TrainEvent)`; nothing here prints. A run direc
     run_dir/metrics.jsonl         one JSON object per logged step (the monitor tails it)
     run_dir/checkpoints/step-XXXXXXX.pt   atomic, the newest `keep_checkpoints` kept
     run_dir/samples/epoch-XXX.png one row per class, EMA weights, DDIM 25, guidance 2
+
+Under torchrun (world_size > 1, see core/distributed.py) every rank runs this loop on its own
+shard of each epoch with DistributedDataParallel around the objective; only rank 0 writes
+any of the above, and the ranks agree each step (one all-reduce) on the loss, NaNs and stops.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
+from . import distributed
 from .checkpoint import CheckpointError, atomic_save, atomic_write_bytes, read_checkpoint
 from .classes import NUM_CLASSES
 from .config import PRESETS, DiffusionConfig, ModelConfig, TrainConfig, as_dict
@@ -115,15 +120,19 @@ class Trainer:
         self._resume_allowed.set()
         self.stop_reason: str | None = None
 
+        self.local_rank = int(os.environ.get("LOCAL_RANK", rank)) if world_size > 1 else 0
         self.device = pick_device(train_config.device)
-        if self.device.type == "cuda" and world_size > 1:
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
+        if world_size > 1:
+            if not distributed.is_initialized():
+                raise TrainingError("world_size > 1 needs a torch.distributed process group: launch with torchrun "
+                                    "(train_cli.py calls core.distributed.init_distributed)")
+            if self.device.type == "mps":
+                raise ValueError("distributed training does not support MPS; use --device cpu or CUDA GPUs")
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", self.local_rank % torch.cuda.device_count())
 
-        state = None
-        if not resume and list_checkpoints(self.run_dir):
-            raise TrainingError(f"{self.run_dir} already holds checkpoints: add --resume to continue it, or pick a new --run-dir")
-        if resume:
-            state = self._load_resume_state()
+        state = self._startup_state(resume)
+        if state is not None:
             model_config = ModelConfig.from_dict(state["model_config"])
             diffusion_config = DiffusionConfig.from_dict(state["diffusion_config"])
             preset = state.get("preset", preset)
@@ -134,28 +143,33 @@ class Trainer:
             diffusion_config = diffusion_config or PRESETS[preset].diffusion
         self.model_config, self.diffusion_config, self.preset = model_config, diffusion_config, preset
 
-        split = data if data is not None else load_split("train", data_dir, download_missing=download, limit=train_config.limit)
+        split = data if data is not None else self._load_data(data_dir, download)
         if data is not None and train_config.limit is not None:
             split = type(split)(split.images[: train_config.limit], split.labels[: train_config.limit])
         if len(split) < 1:
             raise ValueError("no training images")
+        if len(split) < world_size:
+            raise ValueError(f"{len(split)} training images cannot be shared by {world_size} processes")
         self.batches = DeviceBatches(split, train_config.batch_size, self.device, train_config.seed, rank, world_size)
-        self.total_steps = train_config.epochs * self.batches.steps_per_epoch
-        if train_config.max_steps is not None:
-            self.total_steps = min(self.total_steps, train_config.max_steps)
 
-        torch.manual_seed(train_config.seed)  # initial weights and the null embedding
+        torch.manual_seed(train_config.seed)  # initial weights and the null embedding: the same on every rank
         self.model = Denoiser(model_config, diffusion_config).to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.objective = DiffusionObjective(self.model, diffusion_config)
-        self.train_module = self._wrap_distributed(self.objective)
+        self.train_module = self._wrap_distributed(self.objective)  # DDP broadcasts rank 0's weights here too
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
         self.step, self.wall_time_before = 0, 0.0
         self.loss_smooth: float | None = None
         if state is not None:
             self._restore(state)
+        if world_size > 1 and rank > 0:
+            # Ranks 1.. draw their own timesteps, noise and CFG drops (rank 0 keeps the single-process
+            # stream, restored from the checkpoint on resume); seeded from (seed, rank, step), so a
+            # distributed run is reproducible for a given world size.
+            torch.manual_seed(train_config.seed * 1_000_003 + rank * 7_919 + self.step)
+        self._plan_position(state)
         self.step_fn = torch.compile(self.train_module) if train_config.compile else self.train_module
 
     # ----------------------------------------------------------------- control
@@ -176,21 +190,102 @@ class Trainer:
 
     # ----------------------------------------------------------------- distributed hooks
     def _wrap_distributed(self, module):
+        """DDP around the whole objective, so step_fn's forward (and so every gradient) goes through it.
+
+        Every parameter gets a gradient in every step (the CFG null embedding enters through
+        torch.where even when no item is dropped; tests/core/test_distributed.py checks each
+        preset), so DDP needs no unused-parameter search; the only buffers are DDPModule's
+        constant eval steps, so they are not re-broadcast each step.
+        """
         if self.world_size > 1:
+            import inspect
+
             from torch.nn.parallel import DistributedDataParallel
 
-            return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            # newer torch renamed broadcast_buffers (and warns about the old name)
+            no_sync = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                       else "broadcast_buffers")
+            return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                           **{no_sync: False})
         return module
 
-    def _broadcast_stop(self) -> bool:
-        stop = self._stop.is_set()
+    def _startup_state(self, resume: bool) -> dict | None:
+        """Rank 0 alone checks the run directory (no clobbering; newest usable checkpoint) and
+        sends the verdict and the state to the other ranks, so every rank fails alike and the
+        run directory need not be visible from other machines."""
+        verdict = None
+        if self.is_main:
+            try:
+                if not resume:
+                    if list_checkpoints(self.run_dir):
+                        raise TrainingError(f"{self.run_dir} already holds checkpoints: add --resume to continue it, "
+                                            f"or pick a new --run-dir")
+                    verdict = ("ok", None)
+                else:
+                    verdict = ("ok", self._load_resume_state())
+            except TrainingError as error:
+                verdict = ("error", str(error))
         if self.world_size > 1:
-            import torch.distributed as dist
+            verdict = distributed.broadcast_object(verdict)
+        if verdict[0] == "error":
+            raise TrainingError(verdict[1])
+        return verdict[1]
 
-            flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stop = bool(flag.item() > 0)
-        return stop
+    def _load_data(self, data_dir, download: bool):
+        limit = self.train_config.limit
+        if download and self.world_size > 1:
+            # one download per machine: local rank 0 fetches, the others wait, then read the files
+            split = load_split("train", data_dir, download_missing=True, limit=limit) if self.local_rank == 0 else None
+            distributed.barrier(self.device)
+            return split if split is not None else load_split("train", data_dir, limit=limit)
+        return load_split("train", data_dir, download_missing=download, limit=limit)
+
+    def _agree(self, loss: torch.Tensor) -> tuple[float, bool, bool]:
+        """(loss averaged over ranks, finite on every rank, some rank was asked to stop).
+
+        One all-reduce per step carries all three, so a NaN on one rank or a signal that reached
+        one rank makes every rank leave the loop at the same step (no rank is left waiting in a
+        collective). Single-process: no collective, and the stop flag is checked before the step.
+        """
+        if self.world_size == 1:
+            value = float(loss.detach())
+            return value, math.isfinite(value), False
+        value = loss.detach().float().reshape(())
+        packed = torch.stack([value, (~torch.isfinite(value)).float(),
+                              torch.tensor(1.0 if self._stop.is_set() else 0.0, device=value.device)])
+        total, bad, stop = distributed.all_reduce_sum(packed).tolist()
+        return total / self.world_size, bad == 0, stop > 0
+
+    def _plan_position(self, state: dict | None) -> None:
+        """Where the run starts (epoch, step within it) and total_steps.
+
+        A checkpoint stores its place in the epoch in images, so a run resumed with another
+        world size or batch size restarts at the same place in the same epoch order; total_steps
+        is what it takes to finish `epochs` epochs from there with the new global batch.
+        """
+        steps_per_epoch = self.batches.steps_per_epoch
+        global_batch = self.train_config.batch_size * self.world_size
+        epoch, in_epoch = 0, 0
+        if state is not None:
+            epoch = int(state.get("epoch", 0))
+            if "images_into_epoch" in state:
+                in_epoch = int(state["images_into_epoch"]) // global_batch
+            else:
+                in_epoch = self.step - epoch * steps_per_epoch
+            in_epoch = max(0, min(steps_per_epoch, in_epoch))
+            if in_epoch >= steps_per_epoch:
+                epoch, in_epoch = epoch + 1, 0
+        self.start_epoch, self.start_in_epoch = epoch, in_epoch
+        self.total_steps = self.step + max(0, (self.train_config.epochs - epoch) * steps_per_epoch - in_epoch)
+        if self.train_config.max_steps is not None:
+            self.total_steps = min(self.total_steps, self.train_config.max_steps)
+
+    def dump_weights(self, folder: str | os.PathLike) -> Path:
+        """This rank's model and EMA weights to folder/rank{r}.pt (debugging: compare ranks after a run)."""
+        path = Path(folder) / f"rank{self.rank}.pt"
+        atomic_save({"rank": self.rank, "world_size": self.world_size, "step": self.step,
+                     "model": ckpt.model_state(self.model), "ema": ckpt.model_state(self.ema)}, path)
+        return path
 
     # ----------------------------------------------------------------- checkpoints
     def _load_resume_state(self) -> dict:
@@ -223,9 +318,6 @@ class Trainer:
             torch.set_rng_state(rng["torch"])
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
-        # the saved epoch position is in images, so resuming with another world size or batch works
-        self.resume_images_into_epoch = int(state.get("images_into_epoch", 0))
-        self.resume_epoch = int(state.get("epoch", 0))
 
     def checkpoint_state(self, epoch: int, images_into_epoch: int, elapsed: float) -> dict:
         rng = {"torch": torch.get_rng_state()}
@@ -247,6 +339,7 @@ class Trainer:
             "rng": rng,
             "wall_time_sec": elapsed,
             "world_size": self.world_size,
+            "global_batch": self.train_config.batch_size * self.world_size,
         }
 
     def save_checkpoint(self, epoch: int, images_into_epoch: int, elapsed: float) -> Path | None:
@@ -268,9 +361,22 @@ class Trainer:
         torch._foreach_lerp_(ema_params, params, 1.0 - decay)
 
     def sample_grid(self, epoch: int) -> Path | None:
-        """One row per class from the EMA weights (DDIM 25, guidance 2, seed 0)."""
-        if not self.is_main or self.train_config.sample_grid_per_class <= 0:
+        """One row per class from the EMA weights (DDIM 25, guidance 2, seed 0).
+
+        Rank 0 draws it; in a distributed run the other ranks wait for it at a barrier.
+        """
+        if self.train_config.sample_grid_per_class <= 0:
             return None
+        if not self.is_main:
+            distributed.barrier(self.device)
+            return None
+        try:
+            return self._draw_sample_grid(epoch)
+        finally:
+            if self.world_size > 1:
+                distributed.barrier(self.device)
+
+    def _draw_sample_grid(self, epoch: int) -> Path:
         from .images import make_grid, save_png, to_pil
         from .sampling import SampleRequest, sample
 
@@ -321,14 +427,9 @@ class Trainer:
         config, batches = self.train_config, self.batches
         steps_per_epoch = batches.steps_per_epoch
         global_batch = config.batch_size * self.world_size
-        if hasattr(self, "resume_epoch"):
-            epoch = self.resume_epoch
-            start_in_epoch = min(steps_per_epoch, round(self.resume_images_into_epoch / global_batch))
-        else:
-            epoch, start_in_epoch = self.step // steps_per_epoch, self.step % steps_per_epoch
-        if start_in_epoch >= steps_per_epoch:
-            epoch, start_in_epoch = epoch + 1, 0
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        epoch, start_in_epoch = self.start_epoch, self.start_in_epoch
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_run_info("running", started=time.time())
         metrics_path = self.run_dir / "metrics.jsonl"
         metrics = open(metrics_path, "a", buffering=1) if self.is_main else None
@@ -358,7 +459,7 @@ class Trainer:
                         run_start += time.perf_counter() - paused_at  # paused time is not training time
                         window_start = time.perf_counter()
                         window_images = 0
-                    if self._broadcast_stop():
+                    if self.world_size == 1 and self._stop.is_set():
                         outcome = "stopped"
                         break
                     lr = lr_at(self.step, self.total_steps, config)
@@ -368,12 +469,16 @@ class Trainer:
                         x0 = x0.contiguous(memory_format=torch.channels_last)
                     with autocast:
                         loss = self.step_fn(x0, identity[labels])
-                    loss_value = float(loss.detach())
-                    if not math.isfinite(loss_value):
+                    loss_value, finite, stop = self._agree(loss)
+                    if not finite:
                         last = list_checkpoints(self.run_dir)
                         kept = f"last good checkpoint: {last[-1]}" if last else "no checkpoint was written yet"
                         self._write_run_info("failed", error=f"loss became {loss_value} at step {self.step + 1}")
                         raise TrainingError(f"loss became {loss_value} at step {self.step + 1}; stopped, {kept}")
+                    if stop:  # distributed: every rank saw the flag in the same all-reduce; this step is dropped
+                        outcome = "stopped"
+                        self.stop_reason = self.stop_reason or "a stop on another rank"
+                        break
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)

@@ -1,0 +1,62 @@
+"""Quality against training minutes: evaluate every (or every k-th) checkpoint of a run.
+
+    python bench/quality_curve.py runs/default --data-dir ../shared/data [--every 2] [--n-per-class 50]
+
+Prints training minutes (the checkpoint's recorded wall time), conditional accuracy, worst class
+and Frechet ratio for DDIM 50 at guidance 2; writes the rows as JSON beside the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run_dir")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--every", type=int, default=1)
+    parser.add_argument("--n-per-class", type=int, default=50)
+    parser.add_argument("--guidance", type=float, default=2.0)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+
+    from core.checkpoint import load_generator, read_checkpoint
+    from core.classes import CLASS_NAMES, NUM_CLASSES
+    from core.evaluate import load_classifier, real_floor
+    from core.evaluation_cli import evaluate_checkpoint
+    from core.trainer import list_checkpoints
+
+    classifier = load_classifier()
+    floor = real_floor(classifier, args.data_dir, n_train=args.n_per_class * NUM_CLASSES)
+    paths = list_checkpoints(args.run_dir)[:: args.every]
+    rows = []
+    print(f"{'checkpoint':<18} {'minutes':>7} {'epoch':>5} {'accuracy':>8} {'worst':>16} {'FD ratio':>8}")
+    for path in paths:
+        state = read_checkpoint(path)
+        generator = load_generator(path)
+        result = evaluate_checkpoint(generator, classifier, args.data_dir, args.n_per_class, args.guidance, "ddim",
+                                     args.steps, floor=floor)
+        worst = min(range(NUM_CLASSES), key=lambda c: result["per_class_accuracy"][c])
+        row = {"checkpoint": path.name, "minutes": state["wall_time_sec"] / 60, "step": state["step"], "epoch": state["epoch"],
+               "accuracy": result["accuracy"], "worst_class": CLASS_NAMES[worst],
+               "worst_accuracy": result["per_class_accuracy"][worst], "frechet_ratio": result["ratio"],
+               "frechet_distance": result["frechet_distance"]}
+        rows.append(row)
+        print(f"{path.name:<18} {row['minutes']:>7.1f} {row['epoch']:>5} {100 * row['accuracy']:>7.1f}% "
+              f"{row['worst_class'][:10]:>10} {100 * row['worst_accuracy']:>4.0f}% {row['frechet_ratio']:>7.2f}x", flush=True)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "quality_curve.json"
+    out.write_text(json.dumps({"n_per_class": args.n_per_class, "guidance": args.guidance, "steps": args.steps,
+                               "floor": floor, "rows": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
