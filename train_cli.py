@@ -80,7 +80,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # one-line messages stay one line in logs
     try:
         dist_info = env_info()
     except ValueError as error:
@@ -126,6 +126,9 @@ def main(argv=None) -> int:
         with progress:
             trainer = Trainer(args.run_dir, config, data_dir=args.data_dir, resume=args.resume, download=args.download,
                               on_event=on_event, preset=args.preset, rank=rank, world_size=world_size)
+
+            for reason in getattr(trainer, "resume_skipped", []):
+                console.print(f"fashion-train: warning: skipped {reason}", markup=False, highlight=False)
 
             def handle_signal(signum, frame):
                 trainer.stop(signal.Signals(signum).name)

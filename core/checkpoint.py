@@ -37,6 +37,9 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; checkpoints are meant to be shared
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -104,18 +107,76 @@ class Generator:
     info: dict  # step, epoch, wall time, notes
 
 
-def build_denoiser(data: dict, weights_key: str, path: Path | str = "<memory>") -> tuple[Denoiser, ModelConfig, DiffusionConfig]:
+# A checkpoint may come from anyone. Its configs must lie within these bounds, and its weights must have
+# exactly the shapes of the model its configs describe (checked on a memory-free "meta" model) before a
+# real model is allocated: a small file must not make us build a huge network.
+SIZE_LIMITS = {"unshuffle": 28, "levels": 6, "channels": 4096, "blocks_per_level": 16, "time_dim": 4096,
+               "class_dim": 4096, "groups": 4096, "steps": 100_000}
+
+
+def _check_sizes(model_config: ModelConfig, diffusion_config: DiffusionConfig) -> None:
+    values = {"unshuffle": [model_config.unshuffle], "levels": [len(model_config.channels)],
+              "channels": list(model_config.channels), "blocks_per_level": [model_config.blocks_per_level],
+              "time_dim": [model_config.time_dim], "class_dim": [model_config.class_dim],
+              "groups": [model_config.groups], "steps": [diffusion_config.steps]}
+    for name, found in values.items():
+        low = 2 if name == "steps" else 1
+        for value in found:
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= SIZE_LIMITS[name]:
+                raise ValueError(f"config {name} {value!r} is outside {low}-{SIZE_LIMITS[name]}")
+
+
+def _check_shapes(state, model_config: ModelConfig, diffusion_config: DiffusionConfig) -> None:
+    if not isinstance(state, dict):
+        raise ValueError(f"weights are a {type(state).__name__}, not a dict of tensors")
+    with torch.device("meta"):
+        expected = Denoiser(model_config, diffusion_config).state_dict()
+    for key, reference in expected.items():
+        value = state.get(key)
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{key} is missing" if value is None else f"{key} is a {type(value).__name__}, not a tensor")
+        if value.shape != reference.shape:
+            raise ValueError(f"{key} has shape {tuple(value.shape)}, the model needs {tuple(reference.shape)}")
+    unexpected = [str(key) for key in state if key not in expected]
+    if unexpected:
+        raise ValueError(f"{len(unexpected)} unexpected tensors (first: {unexpected[0][:60]})")
+
+
+def check_weights(data: dict, weights_key: str, path: Path | str = "<memory>") -> tuple[ModelConfig, DiffusionConfig]:
+    """The file's configs, once its configs are in bounds and data[weights_key] has exactly their model's shapes.
+
+    Allocates nothing of the model; CheckpointError (one line) otherwise. The trainer's --resume can call
+    this on a candidate file before building anything from it.
+    """
     try:
         model_config = ModelConfig.from_dict(data["model_config"])
         diffusion_config = DiffusionConfig.from_dict(data["diffusion_config"])
-        denoiser = Denoiser(model_config, diffusion_config)
-        state = data[weights_key]
-        denoiser.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        try:
+            _check_sizes(model_config, diffusion_config)
+        except ValueError as error:
+            raise CheckpointError(f"{path} is not a usable checkpoint: its model is out of range ({error})") from None
+        _check_shapes(data[weights_key], model_config, diffusion_config)
     except CheckpointError:
         raise
     except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path} is not a usable checkpoint: its weights do not fit its model ({first[:160]})") from None
+        raise _misfit(path, error) from None
+    return model_config, diffusion_config
+
+
+def _misfit(path: Path | str, error: Exception) -> CheckpointError:
+    text = " ".join(str(error).split())
+    first = f"missing {text}" if isinstance(error, KeyError) else text[:160] if text else type(error).__name__
+    return CheckpointError(f"{path} is not a usable checkpoint: its weights do not fit its model ({first})")
+
+
+def build_denoiser(data: dict, weights_key: str, path: Path | str = "<memory>") -> tuple[Denoiser, ModelConfig, DiffusionConfig]:
+    model_config, diffusion_config = check_weights(data, weights_key, path)
+    try:
+        denoiser = Denoiser(model_config, diffusion_config)
+        state = data[weights_key]
+        denoiser.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except Exception as error:
+        raise _misfit(path, error) from None
     return denoiser, model_config, diffusion_config
 
 

@@ -225,8 +225,8 @@ def _build_from_blob(blob: dict) -> FashionClassifier:
     state = blob.get("state_dict")
     if not isinstance(state, dict):
         raise ValueError("state_dict is missing or not a dict")
-    model = FashionClassifier(config)
-    expected = model.state_dict()
+    with torch.device("meta"):  # shapes first, without memory: a small file must not make us build a huge network
+        expected = FashionClassifier(config).state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [str(k) for k in state if k not in expected]
     if missing:
@@ -244,6 +244,7 @@ def _build_from_blob(blob: dict) -> FashionClassifier:
             if not (value.is_floating_point() and bool(torch.isfinite(value).all())):
                 raise ValueError(f"state_dict[{key!r}] is not a finite floating-point tensor")
         converted[key] = value.to(reference.dtype)  # fp16 on disk -> float32 in memory
+    model = FashionClassifier(config)
     model.load_state_dict(converted)
     return model
 

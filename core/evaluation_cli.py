@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -52,9 +53,24 @@ def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guida
     return result
 
 
+def check_json_out(path: Path) -> None:
+    """Refuse an unusable --json-out before minutes of sampling, not after."""
+    if path.is_dir():
+        raise ValueError(f"cannot write {path}: it is a directory")
+    folder = path.parent
+    if not folder.is_dir():
+        raise ValueError(f"cannot write {path}: {folder} is not an existing directory")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"cannot write {path}: {folder} is not writable")
+
+
 def run_evaluation(args, load_generator_fn) -> int:
     if args.n_per_class < 2:
         raise ValueError("--n-per-class must be at least 2")
+    # every cheap check before the expensive work (loading data, the real-image floor, sampling)
+    SampleRequest([1.0] + [0.0] * 9, guidance=args.guidance, sampler=args.sampler, steps=args.steps, seed=args.seed).validate()
+    if args.json_out:
+        check_json_out(Path(args.json_out))
     try:
         classifier = load_classifier(args.classifier)
     except EvaluationError as error:
@@ -71,6 +87,9 @@ def run_evaluation(args, load_generator_fn) -> int:
           f"guidance {args.guidance:g}, {args.n_per_class} items per class, {result['seconds']:.0f} s")
     print(format_table(result))
     if args.json_out:
-        atomic_write_bytes((json.dumps(result, indent=2) + "\n").encode(), Path(args.json_out))
+        try:
+            atomic_write_bytes((json.dumps(result, indent=2) + "\n").encode(), Path(args.json_out))
+        except OSError as error:
+            raise ValueError(f"cannot write {args.json_out}: {error.strerror or error} (the table above is the result)") from None
         print(f"wrote {args.json_out}")
     return 0

@@ -42,6 +42,8 @@ def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | 
 
 def request_from_recipe(data: dict) -> tuple[SampleRequest, int | None]:
     """Inverse of recipe(): the request that reproduces the grid, and the item index if any."""
+    if not isinstance(data, dict):
+        raise ValueError(f"recipe is damaged: a {type(data).__name__}, not a JSON object")
     try:
         request = SampleRequest(
             class_weights=[float(w) for w in data["class_weights"]],
@@ -51,8 +53,9 @@ def request_from_recipe(data: dict) -> tuple[SampleRequest, int | None]:
         )
         index = data.get("index")
         index = int(index) if index is not None else None
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"recipe is incomplete or damaged ({type(error).__name__}: {error})") from None
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as error:  # OverflowError: int(inf), float(10**400)
+        detail = " ".join(str(error).split())[:120]
+        raise ValueError(f"recipe is incomplete or damaged ({type(error).__name__}: {detail})") from None
     request.validate()
     if index is not None and not 0 <= index < request.n:
         raise ValueError(f"recipe item index {index} is outside 0-{request.n - 1}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import torch
@@ -99,23 +101,74 @@ def save_png(image: Image.Image, path: str | os.PathLike, metadata: dict | None 
     return path
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_TEXT_CHUNK = 4 << 20  # bytes; a recipe is a few KB, larger text chunks are skipped unread
+
+
+def _png_text(path: Path, key: str) -> str | None:
+    """The text stored under `key` in a PNG's tEXt/zTXt/iTXt chunks, walking the chunks without decoding pixels.
+
+    Decoding is not needed to read a recipe, and it fails for our own largest exports (64 items at
+    scale 64 are 240M pixels: Pillow refuses them as decompression bombs). ValueError if not a PNG.
+    """
+    wanted = key.encode("latin-1")
+    with open(path, "rb") as handle:
+        if handle.read(8) != PNG_SIGNATURE:
+            raise ValueError("not a PNG file")
+        while True:
+            header = handle.read(8)
+            if len(header) < 8:
+                return None  # truncated before IEND: whatever text came first has been seen
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"IEND":
+                return None
+            if kind not in (b"tEXt", b"zTXt", b"iTXt") or length > MAX_TEXT_CHUNK:
+                handle.seek(length + 4, os.SEEK_CUR)  # data + CRC
+                continue
+            body, crc = handle.read(length), handle.read(4)
+            if len(body) < length or len(crc) < 4 or zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
+                return None  # a damaged chunk ends the walk
+            name, _, rest = body.partition(b"\0")
+            if name != wanted:
+                continue
+            try:
+                if kind == b"tEXt":
+                    return rest.decode("latin-1")
+                if kind == b"zTXt":
+                    return _inflate(rest[1:]).decode("latin-1")
+                compressed, _method, rest = rest[0], rest[1], rest[2:]
+                _language, _, rest = rest.partition(b"\0")
+                _translated, _, text = rest.partition(b"\0")
+                return (_inflate(text) if compressed else text).decode("utf-8")
+            except (ValueError, IndexError, zlib.error):  # UnicodeDecodeError is a ValueError
+                raise ValueError("damaged text chunk") from None
+
+
+def _inflate(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, MAX_TEXT_CHUNK)
+    if inflater.unconsumed_tail:
+        raise ValueError("text chunk too large")
+    return out
+
+
 def read_metadata(path: str | os.PathLike) -> dict:
     """The recipe stored by save_png; ValueError (one line) for anything else."""
     path = Path(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            text = dict(getattr(image, "text", {}) or {})
+        text = _png_text(path, METADATA_KEY)
     except FileNotFoundError:
         raise ValueError(f"{path} does not exist") from None
     except IsADirectoryError:
         raise ValueError(f"{path} is a directory, not a PNG") from None
-    except Exception as error:
-        raise ValueError(f"{path} is not a readable image ({type(error).__name__})") from None
-    if METADATA_KEY not in text:
+    except OSError as error:
+        raise ValueError(f"{path} cannot be read ({error.strerror or type(error).__name__})") from None
+    except ValueError as error:
+        raise ValueError(f"{path} is not a readable image ({error})") from None
+    if text is None:
         raise ValueError(f"{path} carries no fashion-tui recipe")
     try:
-        data = json.loads(text[METADATA_KEY])
+        data = json.loads(text)
     except (ValueError, RecursionError):
         raise ValueError(f"{path} has a damaged fashion-tui recipe") from None
     if not isinstance(data, dict):

@@ -298,6 +298,9 @@ class Trainer:
                 state = read_checkpoint(path)
                 if "optimizer" not in state or "model" not in state:
                     raise CheckpointError(f"{path} is a sampling-only checkpoint and cannot resume training")
+                ckpt.check_weights(state, "model", path)  # shapes checked before any model is built
+                ckpt.check_weights(state, "ema", path)
+                self.resume_skipped = errors
                 return state
             except CheckpointError as error:
                 errors.append(str(error))
@@ -346,13 +349,33 @@ class Trainer:
         if not self.is_main:
             return None
         path = self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt"
-        atomic_save(self.checkpoint_state(epoch, images_into_epoch, elapsed), path)
+        try:
+            atomic_save(self.checkpoint_state(epoch, images_into_epoch, elapsed), path)
+        except OSError as error:
+            last = list_checkpoints(self.run_dir)
+            kept = f"last good checkpoint: {last[-1]}" if last else "no checkpoint was written"
+            message = f"cannot write checkpoint {path}: {error.strerror or error}; {kept}"
+            self._write_run_info("failed", error=message)
+            raise TrainingError(message) from None
         for old in list_checkpoints(self.run_dir)[: -self.train_config.keep_checkpoints]:
             old.unlink(missing_ok=True)
         self.on_event(TrainEvent("checkpoint", self.step, epoch, {"path": str(path)}))
         return path
 
     # ----------------------------------------------------------------- helpers
+    def _truncate_metrics(self, path: Path) -> None:
+        """Drop lines past the step we (re)start from: steps lost to a kill are logged again, once."""
+        if not path.exists():
+            return
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                if int(json.loads(line)["step"]) <= self.step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue  # a half-written last line from a killed run
+        atomic_write_bytes("".join(l + "\n" for l in kept).encode(), path)
+
     def _update_ema(self) -> None:
         """ema <- d * ema + (1 - d) * w, with warm-up d = min(decay, (1 + step) / (10 + step))."""
         decay = min(self.train_config.ema_decay, (1 + self.step) / (10 + self.step))
@@ -432,6 +455,8 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_run_info("running", started=time.time())
         metrics_path = self.run_dir / "metrics.jsonl"
+        if self.is_main:
+            self._truncate_metrics(metrics_path)
         metrics = open(metrics_path, "a", buffering=1) if self.is_main else None
         self.on_event(TrainEvent("start", self.step, epoch, {
             "device": str(self.device), "total_steps": self.total_steps, "steps_per_epoch": steps_per_epoch,

@@ -23,6 +23,13 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (argparse's default adds the multi-line usage; --help still has it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance g, 0-20 (0 = none; default 2)")
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim", help="ddim (deterministic, default 50 steps) or ddpm (strided, default 250)")
@@ -32,7 +39,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Train, watch and play with a class-conditional diffusion model of Fashion-MNIST.")
+    p = _Parser(prog=PROG, description="Train, watch and play with a class-conditional diffusion model of Fashion-MNIST.")
     p.add_argument("--checkpoint", default=None, help="generator checkpoint for the app (default: the shipped model)")
     p.add_argument("--run-dir", default=None, help="open the training monitor on this run directory")
     p.add_argument("--device", default="cpu", help="device for sampling in the app (cpu, cuda, mps, auto)")
@@ -93,8 +100,8 @@ def cmd_generate(args) -> int:
         if args.columns is not None and args.columns < 1:
             raise ValueError("--columns must be at least 1")
         out = Path(args.out)
+        generator = load_generator_or_fail(args.checkpoint, args.device)  # a refused file leaves no --out folder behind
         check_writable(out)  # fail before spending time on sampling
-        generator = load_generator_or_fail(args.checkpoint, args.device)
         images = sample(generator, request)
         paths = export_items(images, request, out, generator.hash, str(generator.path), args.palette, args.scale, args.columns)
     except (ClassSpecError, SampleRequestError, CheckpointError, ExportError, ValueError) as error:
