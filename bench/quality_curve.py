@@ -26,6 +26,8 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--min-step", type=int, default=0)
+    parser.add_argument("--max-step", type=int, default=10**9)
     args = parser.parse_args()
 
     from core.checkpoint import load_generator, read_checkpoint
@@ -36,7 +38,7 @@ def main() -> None:
 
     classifier = load_classifier()
     floor = real_floor(classifier, args.data_dir, n_train=args.n_per_class * NUM_CLASSES)
-    paths = list_checkpoints(args.run_dir)[:: args.every]
+    paths = [p for p in list_checkpoints(args.run_dir)[:: args.every] if args.min_step <= int(p.stem[5:]) <= args.max_step]
     rows = []
     print(f"{'checkpoint':<18} {'minutes':>7} {'epoch':>5} {'accuracy':>8} {'worst':>16} {'FD ratio':>8}")
     for path in paths:

@@ -7,7 +7,7 @@ import zipfile
 import pytest
 import torch
 
-from conftest import make_tiny_checkpoint
+from support import make_tiny_checkpoint
 from core.checkpoint import (
     CheckpointError, atomic_save, export_generator, load_generator, read_checkpoint,
 )

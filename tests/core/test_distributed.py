@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, make_fake_dataset
+from support import REPO, make_fake_dataset
 from core import distributed
 from core.checkpoint import read_checkpoint
 from core.config import PRESETS, DiffusionConfig, TrainConfig

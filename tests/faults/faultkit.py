@@ -1,8 +1,7 @@
 """Shared helpers for the fault tests: real processes, real files, hostile inputs.
 
-Imported as a plain module (pytest puts tests/faults on sys.path). It re-exports the repo-level
-conftest's helpers: `from conftest import ...` would find tests/tui/conftest.py instead whenever
-tests/tui is collected first (pytest swaps the `conftest` module as it walks the folders).
+Imported as a plain module (pytest puts tests/faults on sys.path). It re-exports the helpers of
+tests/support.py.
 
 Two ways to run a CLI as a real process:
   * `run_cold` / `start_training`: a fresh `python ...` (about 3-4 s each: torch's import) for the
@@ -19,7 +18,6 @@ at 80 columns when stderr is not a terminal (test_data_faults.py's xfail: that d
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import json
 import os
 import pickle
@@ -42,15 +40,7 @@ TRAIN = ("path", str(TRAIN_CLI))
 TUI = ("module", "tui.cli")
 
 
-def _repo_conftest():
-    spec = importlib.util.spec_from_file_location("_fashion_repo_conftest", REPO / "tests" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_conftest = _repo_conftest()
-make_fake_dataset, make_tiny_checkpoint, write_idx = _conftest.make_fake_dataset, _conftest.make_tiny_checkpoint, _conftest.write_idx
+from support import make_fake_dataset, make_tiny_checkpoint, write_idx  # noqa: E402,F401
 
 
 def child_env(**extra: str) -> dict[str, str]:

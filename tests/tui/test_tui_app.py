@@ -1,0 +1,121 @@
+"""The app shell: no torch before the first frame, small terminals, help, command palette, clean exits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from textual.widgets import Footer
+
+from tui.commands import all_actions
+from tui.widgets.too_small import TooSmall
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_importing_the_app_does_not_import_torch():
+    code = "import sys, tui.app, tui.cli; print('torch' in sys.modules, 'core.sampling' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+async def test_a_too_small_terminal_shows_a_message_and_recovers(make_app, helpers):
+    app = make_app()
+    async with app.run_test(size=(50, 15)) as pilot:
+        await pilot.pause()
+        message = app.screen.query_one(TooSmall)
+        assert message.display and "too small" in str(message.render())
+        assert not app.screen.query_one("#generate-body").display and not app.screen.query_one(Footer).display
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
+        assert not message.display and app.screen.query_one("#generate-body").display
+        await pilot.resize_terminal(59, 30)  # too narrow even if tall
+        await pilot.pause(0.2)
+        assert message.display
+
+
+async def test_help_lists_the_keys_and_goes_back(make_app, helpers):
+    app = make_app()
+    async with app.run_test(size=(120, 90)) as pilot:
+        await pilot.press("question_mark")
+        assert app.current_mode == "help"
+        await pilot.pause(0.2)
+        lines = helpers.screen_text(app).splitlines()
+        for key, what in (("g enter", "Generate"), ("e", "Export"), ("m", "Monitor"), ("q", "Quit"), ("z", "Zoom"),
+                          ("t", "Train"), ("space", "Toggle"), ("[", "Guidance -0.5")):
+            keys = key.split()
+            assert any(line.split()[:len(keys)] == keys and " ".join(line.split()[len(keys):]).startswith(what)
+                       for line in lines if line.strip()), what
+        assert "g = 0 means no guidance" in " ".join(line.strip() for line in lines)
+        await pilot.press("escape")
+        assert app.current_mode == "generate"
+
+
+def test_the_command_palette_offers_every_bound_action():
+    from tui.app import FashionApp
+    from tui.screens.generate import GenerateScreen
+    from tui.screens.monitor import MonitorScreen
+
+    offered = {(mode, action) for mode, action, _, _ in all_actions()}
+    for mode, bindings in (("generate", GenerateScreen.BINDINGS), ("monitor", MonitorScreen.BINDINGS),
+                           ("app", FashionApp.BINDINGS)):
+        for binding in bindings:
+            if not binding.action.startswith("app.switch_mode"):
+                assert (mode, binding.action) in offered
+
+
+async def test_a_palette_command_runs_in_its_mode(make_app, helpers):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.press(*"monitor: open run")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await helpers.wait_until(pilot, lambda: app.current_mode == "monitor" and app.screen.__class__.__name__ == "PathPrompt",
+                                 timeout=10, what="the run prompt")
+
+
+async def test_quitting_while_sampling_exits_cleanly(make_app, helpers, monkeypatch):
+    import tui.jobs
+
+    taken = []
+    real_steps = tui.jobs.steps
+
+    def counting_steps(generator, request):
+        for step in real_steps(generator, request):
+            taken.append(step.index)
+            yield step
+
+    monkeypatch.setattr(tui.jobs, "steps", counting_steps)
+    app = make_app(sampler="ddpm", steps=1000, items=2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        await pilot.press("space", "g")
+        await helpers.wait_until(pilot, lambda: len(taken) > 2, what="sampling to run")
+        started = time.monotonic()
+        await pilot.press("q")
+    assert time.monotonic() - started < 5
+    time.sleep(0.3)
+    count = len(taken)
+    time.sleep(0.3)
+    assert len(taken) == count < 1000  # the sampling thread stopped with the app
+    assert app.return_code in (0, None)
+
+
+async def test_quitting_while_training_stops_the_trainer(make_app, fake_data_dir, tmp_path, helpers):
+    app = make_app(data_dir=str(fake_data_dir), run_dir=None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("m", "t")
+        screen = app.screen
+        await helpers.wait_until(pilot, lambda: screen.trainer is not None, what="the trainer")
+        trainer = screen.trainer
+        await pilot.press("q")
+    assert trainer.stop_reason == "app closed"
+    run_json = next((tmp_path / "runs").glob("tui-*")) / "run.json"
+    deadline = time.monotonic() + 30
+    while '"stopped"' not in (run_json.read_text() if run_json.exists() else ""):
+        assert time.monotonic() < deadline, "the trainer did not save and stop"
+        time.sleep(0.1)
+    assert list(run_json.parent.glob("checkpoints/step-*.pt"))

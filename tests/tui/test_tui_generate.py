@@ -1,0 +1,248 @@
+"""The generate screen driven by key presses, at 80x24 and at a large size, on the tiny checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from rich.color import Color
+
+from core.checkpoint import load_generator
+from core.images import palette_lut, read_metadata, to_uint8
+from core.sampling import SampleRequest, sample
+from tui.pixels import HALF_BLOCK
+from tui.widgets.item_grid import ItemGrid
+
+GUIDANCE_ROW = 10  # rows 0-9 are the classes
+
+
+async def test_pick_mix_guidance_and_generate_shows_the_sampled_pixels(make_app, tiny_checkpoint, helpers):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        assert "model ready" in helpers.status_text(app)
+        screen = app.screen
+        # sneaker (row 7) and boot (row 9): arrows and space; then sneaker +5%, then 2 x ] guidance
+        await pilot.press(*["down"] * 7, "space", "down", "down", "space", "up", "up", "plus")
+        assert screen.state.picked == [7, 9]
+        assert (screen.state.share(7), screen.state.share(9)) == (55, 45)
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        assert screen.state.guidance == 3.0
+        assert "3" in str(screen.controls.render()) and "boot" in str(screen.controls.render())
+        await pilot.press("g")
+        await helpers.generated(pilot)
+        request = screen.result.request
+        assert request.class_weights[7] == 0.55 and request.class_weights[9] == 0.45 and request.guidance == 3.0
+        assert (request.n, request.resolved_steps()) == (4, 4)
+        expected = sample(load_generator(tiny_checkpoint), SampleRequest(**{
+            "class_weights": request.class_weights, "n": 4, "guidance": 3.0, "steps": 4, "seed": 0}))
+        assert screen.grid.pixels == to_uint8(expected[:, 0]).numpy().tobytes()
+        strip = screen.grid.render_line(3)
+        assert HALF_BLOCK in strip.text and strip.cell_length == screen.grid.scrollable_content_region.width
+        assert screen.grid.columns == 2  # two 28-column items side by side at 80x24
+        assert "4 items" in helpers.status_text(app)
+
+
+async def test_typed_share_guidance_and_a_ratio_of_zero(make_app, helpers):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        screen = app.screen
+        await pilot.press("space", "down", "space")  # tshirt and trouser, 50/50
+        await pilot.press("7", "0", "enter")  # trouser := 70%
+        assert (screen.state.share(0), screen.state.share(1)) == (30, 70)
+        await pilot.press("up", "space")  # unpick tshirt: trouser alone has 100%
+        await pilot.press("down", "0", "enter")  # a ratio of 0 for every class
+        assert "ratio of 0" in helpers.status_text(app)
+        assert screen.state.picked == [1] and screen.state.share(1) == 100
+        await pilot.press(*["down"] * 9, "2", "5", "enter")  # guidance row: 25 is out of range
+        assert "guidance must be between 0 and 20" in helpers.status_text(app)
+        assert screen.state.guidance == 2.0
+        await pilot.press("1", "2", ".", "5", "enter")
+        assert screen.state.guidance == 12.5
+        await pilot.press("space")  # unpick nothing here: guidance row; toggles nothing
+        await pilot.press(*["up"] * 9, "space")  # unpick trouser: no class left
+        await pilot.press("g")
+        assert "no class picked" in helpers.status_text(app)
+        assert screen.sampling is None and screen.result is None
+
+
+async def test_escape_cancels_a_generation(make_app, helpers):
+    app = make_app(sampler="ddpm", steps=1000, items=2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        screen = app.screen
+        await pilot.press("space", "g")
+        await helpers.wait_until(pilot, lambda: screen.grid.count == 2, what="the first preview")
+        await pilot.press("escape")
+        await helpers.wait_until(pilot, lambda: screen.sampling is None, timeout=10, what="the cancel")
+        assert "cancelled at step" in helpers.status_text(app)
+        step = int(helpers.status_text(app).split("step ")[1].split("/")[0])
+        assert 1 <= step < 1000 and screen.result is None
+        await pilot.press("e")
+        assert "nothing to export" in helpers.status_text(app)
+
+
+async def test_export_then_reproduce_the_same_pixels_from_the_png(make_app, tmp_path, helpers):
+    app = make_app(items=6)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await helpers.model_ready(pilot)
+        screen = app.screen
+        await pilot.press("down", "down", "space", "r", "g")  # pullover, a fresh seed
+        await helpers.generated(pilot)
+        first = screen.result
+        assert screen.grid.columns == (160 - 22 - 1 + 1) // 29
+        await pilot.press("tab", "right", "right")  # select item 3
+        assert isinstance(app.focused, ItemGrid) and screen.grid.selected == 2
+        await pilot.press("e")
+        await helpers.wait_until(pilot, lambda: "exported" in helpers.status_text(app), what="the export")
+        files = sorted((tmp_path / "exports").glob("*.png"))
+        assert len(files) == 2
+        grid_png = next(p for p in files if p.name.startswith("grid_"))
+        item_png = next(p for p in files if not p.name.startswith("grid_"))
+        recipe = read_metadata(item_png)
+        assert recipe["index"] == 2 and recipe["seed"] == first.request.seed and recipe["class_weights"][2] == 1.0
+        assert recipe["checkpoint_hash"] == screen.generator.hash and read_metadata(grid_png)["n"] == 6
+        await pilot.press("e")  # exporting again never overwrites
+        await helpers.wait_until(pilot, lambda: len(list((tmp_path / "exports").glob("*.png"))) == 4, what="export 2")
+
+        # change everything, then reopen the item PNG: the same grid comes back, item 3 selected
+        await pilot.press("shift+tab", "space", "r", "left_square_bracket", "N")
+        assert screen.state.seed != first.request.seed
+        await pilot.press("o")
+        await pilot.press(*str(item_png))
+        await pilot.press("enter")
+        await helpers.wait_until(pilot, lambda: screen.result is not None and screen.result is not first
+                                 and screen.sampling is None, what="the reproduction")
+        assert torch.equal(screen.result.images, first.images)
+        assert screen.grid.selected == 2
+        assert (screen.state.seed, screen.state.items, screen.state.picked) == (first.request.seed, 6, [2])
+        from PIL import Image
+
+        exported = torch.tensor(list(Image.open(item_png).convert("L").getdata()), dtype=torch.uint8).reshape(224, 224)
+        assert torch.equal(exported[::8, ::8], to_uint8(screen.result.images[2, 0]))
+
+
+async def test_blend_strip_steps_from_the_first_class_to_the_second(make_app, helpers):
+    app = make_app(items=5)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await helpers.model_ready(pilot)
+        screen = app.screen
+        await pilot.press("space", "b")
+        assert "exactly two" in helpers.status_text(app) and screen.sampling is None
+        await pilot.press(*["down"] * 7, "space", "b")  # tshirt first, then sneaker
+        await helpers.generated(pilot)
+        request = screen.result.request
+        assert request.shared_noise and len(request.per_item_weights) == 5
+        shares = [(row[0], row[7]) for row in request.per_item_weights]
+        assert shares == [(1.0, 0.0), (0.75, 0.25), (0.5, 0.5), (0.25, 0.75), (0.0, 1.0)]
+        assert screen.grid.captions[1] == "tshirt 75 · sneaker 25"
+        assert screen.grid.columns >= 3
+
+
+async def test_zoom_and_palette_change_what_is_drawn(make_app, helpers):
+    app = make_app(items=2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        screen = app.screen
+        await pilot.press("space", "g")
+        await helpers.generated(pilot)
+        await helpers.wait_until(pilot, lambda: "magma" in screen.palettes, what="the palettes")
+        await pilot.press("p", "p")  # grey -> inverted -> magma
+        assert screen.state.palette == "magma"
+        level = screen.grid.pixels[0]
+        top_left = list(screen.grid.render_line(0))[0]
+        assert top_left.style.color == Color.from_rgb(*palette_lut("magma")[level].tolist())
+        await pilot.press("z")
+        assert screen.grid.zoomed and screen.has_class("-zoomed")
+        assert screen.grid._tiles[0].columns == 56  # 2x at 80x24 (it scrolls vertically)
+        assert not screen.controls.display
+        await pilot.press("escape")
+        assert not screen.grid.zoomed
+
+
+async def test_unwritable_export_directory_is_a_message(make_app, tmp_path, helpers):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the export directory should be")
+    app = make_app(export_dir=str(blocker / "exports"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        screen = app.screen
+        await pilot.press("space", "g")
+        await helpers.generated(pilot)
+        await pilot.press("e")
+        await helpers.wait_until(pilot, lambda: "export failed" in helpers.status_text(app), what="the export error")
+        assert "cannot" in helpers.status_text(app)
+        assert screen.result is not None and screen.state.picked == [0]  # state intact, can still export elsewhere
+        assert app.is_running
+
+
+async def test_a_corrupt_checkpoint_is_a_message_and_another_can_be_opened(make_app, tmp_path, tiny_checkpoint, helpers):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"PK\x03\x04 truncated zip")
+    app = make_app(checkpoint=str(corrupt))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await helpers.wait_until(pilot, lambda: screen.model_error is not None, what="the checkpoint error")
+        assert "not a usable checkpoint" in helpers.status_text(app)
+        await pilot.press("space", "g")
+        assert "no model loaded" in helpers.status_text(app)
+        await pilot.press("c", *str(tiny_checkpoint), "enter")
+        await helpers.model_ready(pilot)
+        assert screen.state.picked == [0] and screen.model_error is None
+
+
+async def test_a_bad_png_is_a_message_from_the_command_line_and_from_the_dialog(make_app, tmp_path, helpers):
+    bad_png = tmp_path / "not.png"
+    bad_png.write_bytes(b"this is no PNG")
+    no_recipe = tmp_path / "plain.png"
+    from PIL import Image
+
+    Image.new("L", (28, 28)).save(no_recipe)
+    app = make_app(from_png=str(bad_png))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.wait_until(pilot, lambda: "cannot reproduce" in helpers.status_text(app), what="the PNG error")
+        assert "not a readable image" in helpers.status_text(app)
+        await helpers.model_ready(pilot)
+        await pilot.press("o", *str(no_recipe), "enter")
+        await helpers.wait_until(pilot, lambda: "carries no fashion-tui recipe" in helpers.status_text(app),
+                                 what="the recipe error")
+        assert app.screen.sampling is None and app.is_running
+
+
+async def test_generating_again_mid_run_gives_exactly_the_new_requests_pixels(make_app, tiny_checkpoint, helpers):
+    app = make_app(sampler="ddpm", steps=1000, items=2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        screen = app.screen
+        await pilot.press("space", "g")
+        await helpers.wait_until(pilot, lambda: screen.grid.count == 2, what="the first preview")
+        await pilot.press("s", "down", "4", "enter", "right_square_bracket", "g")  # DDIM, 4 steps, guidance 2.5
+        await helpers.generated(pilot)
+        request = screen.result.request
+        assert (request.sampler, request.resolved_steps(), request.guidance) == ("ddim", 4, 2.5)
+        expected = sample(load_generator(tiny_checkpoint), SampleRequest(request.class_weights, n=2, guidance=2.5,
+                                                                         sampler="ddim", steps=4, seed=0))
+        assert torch.equal(screen.result.images, expected)
+
+
+async def test_from_png_loads_the_recipes_own_checkpoint_and_reproduces_it(make_app, tmp_path, tiny_checkpoint,
+                                                                             other_checkpoint, helpers):
+    app = make_app(items=3)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        await pilot.press("down", "space", "l", "g")  # trouser, seed unlocked: a fresh seed
+        await helpers.generated(pilot)
+        first = app.screen.result
+        assert not app.screen.state.seed_locked and first.request.seed == app.screen.state.seed
+        await pilot.press("e")
+        await helpers.wait_until(pilot, lambda: "exported" in helpers.status_text(app), what="the export")
+    grid_png = next((tmp_path / "exports").glob("grid_*.png"))
+
+    again = make_app(checkpoint=str(other_checkpoint), from_png=str(grid_png))
+    async with again.run_test(size=(80, 24)) as pilot:
+        screen = again.screen
+        await helpers.wait_until(pilot, lambda: screen.result is not None, what="the reproduction")
+        assert screen.result.generator.path == Path(tiny_checkpoint)  # switched to the recipe's checkpoint
+        assert torch.equal(screen.result.images, first.images)
+        assert screen.state.seed_locked and screen.state.seed == first.request.seed

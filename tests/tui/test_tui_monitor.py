@@ -1,0 +1,80 @@
+"""The monitor: follow a run directory that grows during the test; train, pause, stop, generate from it."""
+
+from __future__ import annotations
+
+import shutil
+
+from tui.widgets.loss_chart import LossChart
+from tui.widgets.pixel_canvas import PixelCanvas
+
+
+def monitor_text(app) -> str:
+    screen = app.screen
+    return "\n".join(str(screen.query_one(f"#{name}").render()) for name in ("run-title", "run-progress", "run-checkpoints"))
+
+
+async def test_follows_a_growing_run_and_survives_its_removal(make_app, run_dir, tmp_path, helpers):
+    app = make_app(run_dir=str(run_dir))
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.current_mode == "monitor"
+        await helpers.wait_until(pilot, lambda: "step 50/100" in monitor_text(app), what="the first snapshot")
+        text = monitor_text(app)
+        assert "device cpu" in text and "running" in text and "150 img/s" in text and "step-0000010" in text
+        chart = app.screen.query_one(LossChart)
+        assert len(chart.loss) == 5 and any("\u2801" <= c <= "\u28ff" for c in str(chart.render()))
+        samples = app.screen.query_one("#samples", PixelCanvas)
+        assert samples.virtual_size.height > 100  # the 1x sample grid: 10 rows of 28px items, scrollable
+
+        helpers.write_metrics(run_dir, [60, 70])
+        line = helpers.metrics_line(80)
+        with open(run_dir / "metrics.jsonl", "a") as handle:
+            handle.write(line[:20])  # half-written
+        await helpers.wait_until(pilot, lambda: "step 70/100" in monitor_text(app), what="the appended lines")
+        with open(run_dir / "metrics.jsonl", "a") as handle:
+            handle.write(line[20:])
+        await helpers.wait_until(pilot, lambda: "step 80/100" in monitor_text(app), what="the completed line")
+        assert len(chart.loss) == 8
+
+        shutil.rmtree(run_dir)
+        await helpers.wait_until(pilot, lambda: "does not exist" in helpers.status_text(app), what="the removal note")
+        assert "missing" in monitor_text(app) and app.is_running
+        await pilot.press("g")
+        assert "no checkpoint" in helpers.status_text(app)
+
+
+async def test_g_switches_to_generate_on_the_newest_checkpoint(make_app, run_dir, helpers):
+    app = make_app(run_dir=str(run_dir), checkpoint=str(run_dir / "missing.pt"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.wait_until(pilot, lambda: "step-0000010" in monitor_text(app), what="the checkpoint list")
+        await pilot.press("g")
+        await helpers.wait_until(pilot, lambda: app.current_mode == "generate", what="the switch")
+        await helpers.model_ready(pilot)
+        assert app.screen.generator.path == run_dir / "checkpoints" / "step-0000010.pt"
+
+
+async def test_train_pause_stop_then_generate_with_the_result(make_app, fake_data_dir, tmp_path, helpers):
+    app = make_app(data_dir=str(fake_data_dir))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("m")
+        assert app.current_mode == "monitor"
+        screen = app.screen
+        await pilot.press("p")  # nothing to pause yet: the key is hidden and does nothing
+        await pilot.press("t")
+        await helpers.wait_until(pilot, lambda: screen.trainer is not None, what="the trainer to start")
+        runs = list((tmp_path / "runs").glob("tui-*"))
+        assert len(runs) == 1 and screen.run_dir == runs[0]
+        await helpers.wait_until(pilot, lambda: "step " in monitor_text(app) and screen.snapshot and screen.snapshot.steps,
+                                 what="logged steps")
+        await pilot.press("p")
+        assert screen.trainer.paused and "paused" in monitor_text(app)
+        await pilot.press("p")
+        assert not screen.trainer.paused
+        await helpers.wait_until(pilot, lambda: screen.snapshot.checkpoints, timeout=60, what="a checkpoint")
+        await pilot.press("x")
+        await helpers.wait_until(pilot, lambda: screen.trainer is None, timeout=60, what="the trainer to stop")
+        assert "training stopped" in helpers.status_text(app)
+        await helpers.wait_until(pilot, lambda: "stopped" in monitor_text(app), what="run.json to say stopped")
+        await pilot.press("g")
+        await helpers.wait_until(pilot, lambda: app.current_mode == "generate", what="the switch")
+        await helpers.model_ready(pilot)
+        assert app.screen.generator.path.parent == runs[0] / "checkpoints"

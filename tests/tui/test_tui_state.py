@@ -1,0 +1,106 @@
+"""The generate screen's state without Textual: shares always sum to 100, bad values leave it intact."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import core.images
+import core.sampling
+from tui import state as tui_state
+from tui.screens.generate import PALETTE_NAMES
+from tui.state import GenerateState, InputError
+
+
+def test_limits_mirror_core():
+    assert tui_state.GUIDANCE_RANGE == core.sampling.GUIDANCE_RANGE
+    assert tui_state.MAX_ITEMS == core.sampling.MAX_ITEMS
+    assert tui_state.MAX_STEPS == core.sampling.MAX_STEPS
+    assert tui_state.MAX_SEED == core.sampling.MAX_SEED
+    assert set(tui_state.SAMPLERS) == set(core.sampling.SAMPLERS)
+    assert tui_state.DEFAULT_STEPS == core.sampling.DEFAULT_STEPS
+    assert PALETTE_NAMES == core.images.PALETTES
+
+
+def test_picking_splits_evenly_and_nudging_moves_five_points():
+    state = GenerateState()
+    state.toggle(7)
+    assert state.share(7) == 100
+    state.toggle(9)
+    assert (state.share(7), state.share(9)) == (50, 50)
+    state.nudge(7, 5)
+    assert (state.share(7), state.share(9)) == (55, 45)
+    weights = state.class_weights()
+    assert weights[7] == pytest.approx(0.55) and weights[9] == pytest.approx(0.45) and sum(weights) == pytest.approx(1)
+
+
+def test_zero_for_every_class_is_refused_and_state_kept():
+    state = GenerateState()
+    state.toggle(3)
+    with pytest.raises(InputError, match="ratio of 0"):
+        state.set_share(3, 0)
+    assert state.share(3) == 100 and state.class_weights()[3] == 1.0
+
+
+def test_no_class_and_out_of_range_values_are_refused():
+    state = GenerateState()
+    with pytest.raises(InputError, match="no class picked"):
+        state.class_weights()
+    for bad in (-0.5, 20.5, float("nan")):
+        with pytest.raises(InputError, match="guidance"):
+            state.set_guidance(bad)
+    assert state.guidance == 2.0
+    with pytest.raises(InputError):
+        state.set_items(65)
+    with pytest.raises(InputError):
+        state.set_steps(1)
+    assert (state.items, state.steps) == (16, 50)
+
+
+def test_sampler_toggle_keeps_custom_steps_but_swaps_defaults():
+    state = GenerateState()
+    state.toggle_sampler()
+    assert (state.sampler, state.steps) == ("ddpm", 250)
+    state.set_steps(30)
+    state.toggle_sampler()
+    assert (state.sampler, state.steps) == ("ddim", 30)
+
+
+operations = st.lists(st.one_of(
+    st.tuples(st.just("toggle"), st.integers(0, 9)),
+    st.tuples(st.just("nudge"), st.integers(0, 9), st.sampled_from([-5.0, 5.0])),
+    st.tuples(st.just("set"), st.integers(0, 9), st.floats(0, 100)),
+), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations)
+def test_shares_of_picked_classes_always_sum_to_100(ops):
+    state = GenerateState()
+    for op in ops:
+        try:
+            if op[0] == "toggle":
+                state.toggle(op[1])
+            elif op[0] == "nudge":
+                state.nudge(op[1], op[2])
+            else:
+                state.set_share(op[1], op[2])
+        except InputError:
+            pass
+        assert set(state.shares) == set(state.picked)
+        assert all(share >= -1e-9 for share in state.shares.values())
+        if state.picked:
+            assert sum(state.shares.values()) == pytest.approx(100.0)
+            assert sum(state.class_weights()) == pytest.approx(1.0)
+
+
+def test_apply_request_mirrors_a_recipe():
+    request = core.sampling.SampleRequest([0, 0, 0, 0, 0, 0, 0, 0.7, 0, 0.3], n=9, guidance=3.5, sampler="ddpm",
+                                          steps=20, seed=123).validate()
+    state = GenerateState(seed_locked=False)
+    state.apply_request(request)
+    assert state.picked == [7, 9]
+    assert state.class_weights() == pytest.approx(request.class_weights)
+    assert (state.items, state.guidance, state.sampler, state.steps, state.seed, state.seed_locked) == \
+           (9, 3.5, "ddpm", 20, 123, True)

@@ -1,0 +1,103 @@
+"""The Textual app: a thin shell holding the options, three modes (generate, monitor, help) and
+the keys that work everywhere. Nothing here imports torch: the first frame comes first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textual import events, on
+from textual.app import App
+from textual.binding import Binding
+
+from .commands import ActionsProvider
+from .messages import OpenCheckpoint
+from .screens.generate import GenerateScreen
+from .screens.help import HelpScreen
+from .screens.monitor import MonitorScreen
+from .widgets.too_small import too_small
+
+
+@dataclass
+class AppOptions:
+    checkpoint: str | None = None  # None: the shipped model
+    run_dir: str | None = None  # open the monitor on this run directory
+    device: str = "cpu"
+    export_dir: str = "exports"
+    from_png: str | None = None  # reproduce this PNG's recipe at start
+    data_dir: str | None = None  # Fashion-MNIST for trainings started from the monitor
+    # Not on the command line: starting values (tests use small ones)
+    sampler: str = "ddim"
+    steps: int | None = None  # None: the sampler's default
+    items: int = 16
+    runs_root: str = "runs"  # trainings started from the monitor go to runs_root/tui-YYYYmmdd-HHMMSS
+    train_preset: str = "fast"
+    train_overrides: dict = field(default_factory=dict)  # extra TrainConfig fields
+
+    @classmethod
+    def from_args(cls, args) -> "AppOptions":
+        return cls(checkpoint=args.checkpoint, run_dir=args.run_dir, device=args.device, export_dir=args.export_dir,
+                   from_png=args.from_png, data_dir=getattr(args, "data_dir", None))
+
+
+class FashionApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "fashion-tui"
+    MODES = {"generate": GenerateScreen, "monitor": MonitorScreen, "help": HelpScreen}
+    DEFAULT_MODE = "generate"
+    COMMANDS = App.COMMANDS | {ActionsProvider}
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("m", "toggle_monitor", "Monitor", tooltip="switch between the generate and monitor screens"),
+    ]
+
+    def __init__(self, options: AppOptions | None = None) -> None:
+        super().__init__()
+        self.options = options or AppOptions()
+        self.previous_mode = "generate"
+
+    async def on_mount(self) -> None:
+        self._check_size()
+        if self.options.run_dir:
+            await self.switch_mode("monitor")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(event.size)  # runs before App's own handler updates self.size
+
+    def _check_size(self, size=None) -> None:
+        self.set_class(too_small(*(size or self.size)), "-too-small")
+
+    def action_help(self) -> None:
+        if self.current_mode == "help":
+            self.action_close_help()
+            return
+        self.previous_mode = self.current_mode
+        self.switch_mode("help")
+
+    def action_close_help(self) -> None:
+        self.switch_mode(self.previous_mode)
+
+    def action_toggle_monitor(self) -> None:
+        self.switch_mode("generate" if self.current_mode == "monitor" else "monitor")
+
+    async def run_in_mode(self, mode: str, action: str) -> None:
+        """Run a screen's action from the command palette, switching to its mode first."""
+        if mode == "app":
+            await self.run_action(action)
+            return
+        if self.current_mode != mode:
+            await self.switch_mode(mode)
+        await self.run_action(action, self.screen_stack[0])
+
+    @on(OpenCheckpoint)
+    async def open_checkpoint(self, message: OpenCheckpoint) -> None:
+        await self.switch_mode("generate")
+        screen = self.screen_stack[0]
+        screen.load_model(message.path)
+        screen.say(f"loading {message.path} from the monitor…")
+
+
+def run_app(args) -> int:
+    FashionApp(AppOptions.from_args(args)).run()
+    return 0

@@ -1,0 +1,101 @@
+"""The work behind the workers: the only tui module that imports torch (through core).
+
+Import it inside worker functions only, never at module level of a screen or the app:
+`import torch` alone takes seconds, and the first frame must not wait for it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from core.checkpoint import CheckpointError, Generator, default_checkpoint, load_generator
+from core.export import export_items, request_from_recipe
+from core.images import PALETTES, palette_lut, read_metadata, to_uint8
+from core.sampling import SampleRequest, SampleRequestError, SampleStep, blend_weights, sample_steps  # noqa: F401 (screens catch jobs.SampleRequestError)
+
+# One sampler at a time: sample_steps sets the shared denoiser's guidance while it runs, so a
+# cancelled run still finishing its step must not overlap the next one.
+SAMPLING_LOCK = threading.Lock()
+
+
+def palette_tables() -> dict[str, list[tuple[int, int, int]]]:
+    return {name: [tuple(rgb) for rgb in palette_lut(name).tolist()] for name in PALETTES}
+
+
+def resolve_checkpoint(path: str | None) -> Path:
+    target = Path(path) if path else default_checkpoint()
+    if path is None and not target.exists():
+        raise CheckpointError(f"no shipped model at {target} yet; start with --checkpoint PATH, "
+                              "or train one in the monitor (m, then t)")
+    return target
+
+
+def leave_a_core_for_the_ui() -> None:
+    """Torch uses every core by default; keeping one free is what lets keys repaint while sampling."""
+    cores = os.cpu_count() or 1
+    if cores > 1 and torch.get_num_threads() >= cores:
+        torch.set_num_threads(cores - 1)
+
+
+def lower_thread_priority(step: int = 5) -> None:
+    """Make the calling worker thread nicer than the UI thread (Linux: nice is per thread), so a
+    key press wins the CPU when both want it. Best effort; other systems keep the priority."""
+    if not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + step))
+    except OSError:
+        pass
+
+
+def open_generator(path: str | None, device: str) -> Generator:
+    from core.trainer import pick_device
+
+    leave_a_core_for_the_ui()
+    return load_generator(resolve_checkpoint(path), pick_device(device))
+
+
+def build_request(fields: dict, blend: tuple[int, int] | None = None) -> SampleRequest:
+    """A validated request from the controls' fields; a blend strip shares one seed across items."""
+    request = SampleRequest(**fields)
+    if blend is not None:
+        request.per_item_weights = blend_weights(blend[0], blend[1], request.n)
+        request.class_weights = request.per_item_weights[0]
+        request.shared_noise = True
+    return request.validate()
+
+
+def grey_bytes(x: torch.Tensor) -> bytes:
+    """(n,1,28,28) in about [-1, 1] -> n*28*28 grey levels."""
+    return to_uint8(x[:, 0]).contiguous().numpy().tobytes()
+
+
+def steps(generator: Generator, request: SampleRequest) -> Iterator[SampleStep]:
+    """sample_steps, holding SAMPLING_LOCK from the first step until the iterator is closed."""
+    with SAMPLING_LOCK:
+        yield from sample_steps(generator, request)
+
+
+def export(images: torch.Tensor, request: SampleRequest, directory: str, generator: Generator,
+           palette: str, scale: int, columns: int, selected: int | None) -> list[Path]:
+    return export_items(images, request, directory, generator.hash, str(generator.path) if generator.path else None,
+                        palette, scale, columns, items=[selected] if selected is not None else [], grid=True)
+
+
+def read_recipe(path: str) -> tuple[SampleRequest, int | None, dict]:
+    data = read_metadata(path)
+    if "fashion_tui_recipe" not in data:
+        raise ValueError(f"{path} holds no generation recipe (a training sample grid?)")
+    request, index = request_from_recipe(data)
+    return request, index, data
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,1 @@
+"""The app's screens, one per mode (generate, monitor, help), and its dialogs."""

@@ -1,0 +1,478 @@
+"""The generate screen (the default mode): pick and mix classes, set guidance, watch items denoise.
+
+Model loading, sampling, export and reading PNG recipes run in thread workers that post
+tui.messages; `tui.jobs` (torch) is imported inside those workers only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, get_current_worker
+
+from core.classes import SHORT_NAMES
+
+from ..messages import (ExportDone, ExportFailed, ModelFailed, ModelLoaded, PalettesLoaded, RecipeFailed,
+                        RecipeLoaded, SampleDone, SampleProgress, SampleStopped)
+from ..pixels import GREY_PALETTE
+from ..state import GUIDANCE_STEP, GenerateState, InputError
+from ..widgets.controls import ClassControls
+from ..widgets.item_grid import ItemGrid
+from ..widgets.status_line import StatusLine
+from ..widgets.too_small import TooSmall
+from .prompt import PathPrompt
+
+PALETTE_NAMES = ("grey", "inverted", "magma", "viridis", "ice")  # core.images.PALETTES, checked by a test
+SHIPPED_MODEL = "the shipped model"
+EXPORT_SCALE = 8  # exported PNGs: 28px items upscaled to 224px, nearest neighbour
+PREVIEW_INTERVAL = 0.1  # at most 10 preview repaints a second while sampling
+STEP_YIELD = 0.001  # seconds the sampler sleeps between steps, so the UI thread gets the GIL
+
+
+@dataclass
+class Result:
+    request: Any  # core.sampling.SampleRequest
+    images: Any  # (n,1,28,28) tensor
+    generator: Any  # the model that made them (its hash goes into the recipe)
+    blend: bool
+
+
+@dataclass
+class Pending:
+    """A generation asked for before the model was ready."""
+
+    request: Any = None  # a recipe's exact request, or None: build from the controls
+    blend: tuple[int, int] | None = None
+    recipe: dict | None = None
+    select: int | None = None
+
+
+class GenerateScreen(Screen):
+    AUTO_FOCUS = "#controls"
+    BINDINGS = [
+        Binding("g,enter", "generate", "Generate", tooltip="denoise items from the picked classes, step by step"),
+        Binding("escape", "cancel", "Cancel", tooltip="stop the generation (or leave the zoom)"),
+        Binding("e", "export", "Export", tooltip="write the grid and the selected item as 8x PNGs carrying their recipe"),
+        Binding("b", "blend", "Blend", tooltip="with two classes picked: a strip from 100% of the first to 100% "
+                                                "of the second, all from one seed"),
+        Binding("z", "zoom", "Zoom", tooltip="the selected item alone, 2x or as large as fits"),
+        Binding("p", "palette", "Palette", show=False, tooltip="next palette: grey, inverted, magma, viridis, ice"),
+        Binding("left_square_bracket", "guidance(-1)", "Guidance -0.5", show=False, tooltip="0 = no guidance"),
+        Binding("right_square_bracket", "guidance(1)", "Guidance +0.5", show=False, tooltip="up to 20"),
+        Binding("s", "sampler", "DDIM/DDPM", show=False,
+                tooltip="sampler: DDIM (deterministic, 50 steps) or DDPM (fresh noise each step, 250 steps)"),
+        Binding("r", "reroll", "Re-roll seed", show=False, tooltip="a new random seed (item i uses seed + i)"),
+        Binding("l", "lock_seed", "Lock/unlock seed", show=False,
+                tooltip="locked: g repeats the same items; unlocked: every g rolls a new seed"),
+        Binding("n", "items(1)", "More items", show=False, tooltip="1, 2, 4 … 64 (type a number on the items row)"),
+        Binding("N", "items(-1)", "Fewer items", show=False),
+        Binding("o", "open_png", "Open PNG recipe", show=False,
+                tooltip="re-open an exported PNG's recipe and reproduce the same pixels"),
+        Binding("c", "open_checkpoint", "Open checkpoint", show=False, tooltip="load another generator checkpoint"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = GenerateState()
+        self.generator = None  # core.checkpoint.Generator once loaded
+        self.model_loading: str | None = None  # path being loaded
+        self.model_error: str | None = None
+        self.palettes: dict[str, list] = {"grey": GREY_PALETTE}
+        self.sampling: Worker | None = None
+        self.job = 0
+        self.result: Result | None = None
+        self.pending: Pending | None = None
+        self.select_after: int | None = None
+        self.recipe_checkpoint_tried = False
+        self.captions: list[str] = []
+        self.sampling_generator = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="generate-body", classes="layout"):
+            yield ClassControls(self.state, id="controls")
+            with Vertical(id="main"):
+                yield Static("", id="info", markup=False)
+                yield ItemGrid(id="grid")
+        yield StatusLine(id="status", classes="layout")
+        yield TooSmall()
+        yield Footer(compact=True)
+
+    @property
+    def grid(self) -> ItemGrid:
+        return self.query_one(ItemGrid)
+
+    @property
+    def controls(self) -> ClassControls:
+        return self.query_one(ClassControls)
+
+    def say(self, message: str, severity: str = "info", background: bool = False) -> None:
+        self.query_one(StatusLine).say(message, severity, background)
+        if severity in ("error", "warning"):
+            self.app.notify(message, severity=severity, timeout=6, markup=False)
+
+    # ------------------------------------------------------------ start-up
+    def on_mount(self) -> None:
+        options = self.app.options
+        self.state.sampler = options.sampler
+        self.state.steps = options.steps or {"ddim": 50, "ddpm": 250}[options.sampler]
+        self.state.items = options.items
+        self.controls.refresh()
+        self.say("loading model… (arrows move, space picks a class, g generates, ? help)", background=True)
+        self.call_after_refresh(self._start_background_work)
+
+    def _start_background_work(self) -> None:
+        self.load_palettes()
+        self.load_model(self.app.options.checkpoint)
+        if self.app.options.from_png:
+            self.open_recipe(self.app.options.from_png)
+
+    @work(thread=True, group="palettes", exit_on_error=False)
+    def load_palettes(self) -> None:
+        from .. import jobs
+
+        self.post_message(PalettesLoaded(jobs.palette_tables()))
+
+    @on(PalettesLoaded)
+    def palettes_loaded(self, message: PalettesLoaded) -> None:
+        self.palettes = message.tables
+        self._apply_palette()
+
+    def load_model(self, path: str | None) -> None:
+        self.model_loading = path or SHIPPED_MODEL
+        self._update_info()
+        self._load_model(path)
+
+    @work(thread=True, exclusive=True, group="model", exit_on_error=False)
+    def _load_model(self, path: str | None) -> None:
+        from .. import jobs
+
+        started = time.monotonic()
+        try:
+            generator = jobs.open_generator(path, self.app.options.device)
+        except Exception as error:  # CheckpointError, ValueError (device), OSError: one line each
+            self.post_message(ModelFailed(str(path or SHIPPED_MODEL), jobs.one_line(error)))
+            return
+        self.post_message(ModelLoaded(generator, time.monotonic() - started))
+
+    @on(ModelLoaded)
+    def model_loaded(self, message: ModelLoaded) -> None:
+        self.generator, self.model_loading, self.model_error = message.generator, None, None
+        self._update_info()
+        if not self.query_one(StatusLine).showing_problem():  # e.g. a bad --from-png: keep that in view
+            self.say(f"model ready ({message.seconds:.1f} s): pick classes (space) and press g", "success")
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            self._run_pending(pending)
+
+    @on(ModelFailed)
+    def model_failed(self, message: ModelFailed) -> None:
+        self.model_loading, self.model_error = None, message.error
+        self._update_info()
+        self.say(f"cannot load the model: {message.error} (c opens another checkpoint)", "error")
+
+    def _update_info(self) -> None:
+        if self.model_loading:
+            shown = self.model_loading if self.model_loading == SHIPPED_MODEL else Path(self.model_loading).name
+            model = f"loading model… {shown}"
+        elif self.generator is not None:
+            info = self.generator.info
+            name = self.generator.path.name if self.generator.path else "model"
+            device = next(self.generator.denoiser.parameters()).device
+            model = f"model {name} (step {info.get('step', '?')}, {device})"
+        else:
+            model = "no model loaded (c opens a checkpoint)"
+        self.query_one("#info", Static).update(f"{model} · {self.state.describe_mix()}")
+
+    # ------------------------------------------------------------ controls
+    @on(ClassControls.Changed)
+    def controls_changed(self, message: ClassControls.Changed) -> None:
+        if message.field.startswith("palette"):
+            self.action_palette(-1 if message.field == "palette-previous" else 1)
+        self._update_info()
+
+    @on(ClassControls.Problem)
+    def controls_problem(self, message: ClassControls.Problem) -> None:
+        self.say(message.text, "warning")
+
+    def _after_setting(self, field: str) -> None:
+        self.controls.move_to_setting(field)
+        self._update_info()
+
+    def action_guidance(self, direction: int) -> None:
+        self.state.nudge_guidance(direction * GUIDANCE_STEP)  # clamps to 0-20
+        self._after_setting("guidance")
+
+    def action_sampler(self) -> None:
+        self.state.toggle_sampler()
+        self._after_setting("sampler")
+
+    def action_reroll(self) -> None:
+        self.state.reroll_seed()
+        self._after_setting("seed")
+        self.say(f"new seed {self.state.seed}" + ("" if self.state.seed_locked else " (unlocked: re-rolls every time)"))
+
+    def action_lock_seed(self) -> None:
+        self.state.seed_locked = not self.state.seed_locked
+        self._after_setting("seed")
+        self.say("seed locked: g repeats the same items" if self.state.seed_locked else "seed unlocked: every g rolls a new seed")
+
+    def action_items(self, direction: int) -> None:
+        self.state.step_items(direction > 0)
+        self._after_setting("items")
+
+    def action_palette(self, direction: int = 1) -> None:
+        names = [name for name in PALETTE_NAMES if name in self.palettes]
+        if len(names) == 1:
+            self.say("colour palettes are still loading; grey for now", "warning")
+        position = names.index(self.state.palette) if self.state.palette in names else 0
+        self.state.palette = names[(position + direction) % len(names)]
+        self._apply_palette()
+        self._after_setting("palette")
+
+    def _apply_palette(self) -> None:
+        self.grid.set_palette(self.palettes.get(self.state.palette, GREY_PALETTE))
+
+    def action_zoom(self) -> None:
+        if self.grid.count == 0:
+            self.say("nothing to zoom yet: generate first (g)", "warning")
+            return
+        zoomed = not self.grid.zoomed
+        self.set_class(zoomed, "-zoomed")
+        self.grid.set_zoom(zoomed)
+        if zoomed:
+            self.grid.focus()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel":
+            zoomed = bool(self.query(ItemGrid)) and self.grid.zoomed
+            return self.sampling is not None or zoomed
+        return True
+
+    def action_cancel(self) -> None:
+        if self.sampling is not None:
+            self.sampling.cancel()
+            self.say("cancelling…")
+        elif self.grid.zoomed:
+            self.action_zoom()
+
+    # ------------------------------------------------------------ generation
+    def action_generate(self) -> None:
+        self.generate()
+
+    def action_blend(self) -> None:
+        try:
+            pair = self.state.blend_pair()
+        except InputError as error:
+            self.say(f"{error}: pick two with space, then b renders a strip from the first to the second", "warning")
+            return
+        self.generate(blend=pair)
+
+    def generate(self, request: Any = None, blend: tuple[int, int] | None = None, select: int | None = None) -> None:
+        if self.generator is None:
+            if self.model_loading:
+                self.pending = Pending(request, blend, select=select)
+                self.say("the model is still loading; generating as soon as it is ready")
+            else:
+                self.say(f"no model loaded: {self.model_error or 'open one with c'}", "error")
+            return
+        from .. import jobs  # already imported by the model worker: no delay here
+
+        if request is None:
+            try:
+                fields = self.state.request_fields()  # checked before anything changes
+                if not self.state.seed_locked:
+                    self.state.reroll_seed()
+                    fields["seed"] = self.state.seed
+                    self.controls.refresh()
+                request = jobs.build_request(fields, blend)
+            except (InputError, jobs.SampleRequestError) as error:
+                self.say(str(error), "warning")
+                return
+        if self.sampling is not None:
+            self.sampling.cancel()
+        self.job += 1
+        self.result = None
+        self.select_after = select
+        self.grid.clear(f"denoising {request.n} items…")
+        self.captions = self._captions(request)
+        self.sampling = self._sample(self.job, self.generator, request)
+        self.sampling_generator = self.generator
+        self.refresh_bindings()
+        self.say(f"denoising: step 0/{request.resolved_steps()} · Esc cancels")
+
+    def _captions(self, request: Any) -> list[str]:
+        if request.per_item_weights:
+            captions = []
+            for row in request.per_item_weights:
+                parts = [f"{SHORT_NAMES[c]} {round(100 * w)}" for c, w in enumerate(row) if w > 0]
+                captions.append(" · ".join(parts))
+            return captions
+        return [f"seed {request.seed if request.shared_noise else request.seed + i}" for i in range(request.n)]
+
+    @work(thread=True, exclusive=True, group="sample", exit_on_error=False)
+    def _sample(self, job: int, generator: Any, request: Any) -> None:
+        from .. import jobs
+
+        worker = get_current_worker()
+        jobs.lower_thread_priority()
+        started = last_post = time.monotonic()
+        index, total = 0, request.resolved_steps()
+        steps = jobs.steps(generator, request)
+        try:
+            for step in steps:
+                index, total = step.index, step.total
+                if worker.is_cancelled:
+                    self.post_message(SampleStopped(job, index, total))
+                    return
+                now = time.monotonic()
+                if step.done:
+                    pixels = jobs.grey_bytes(step.x)
+                    self.post_message(SampleDone(job, request, step.x, pixels, now - started))
+                    return
+                if now - last_post >= PREVIEW_INTERVAL:
+                    last_post = now
+                    self.post_message(SampleProgress(job, index, total, jobs.grey_bytes(step.x), request.n, now - started))
+                time.sleep(STEP_YIELD)  # hand the GIL to the UI thread between steps
+        except Exception as error:
+            self.post_message(SampleStopped(job, index, total, jobs.one_line(error)))
+        finally:
+            steps.close()
+
+    @on(SampleProgress)
+    def sample_progress(self, message: SampleProgress) -> None:
+        if message.job != self.job:
+            return
+        first = self.grid.count != message.n
+        self.grid.show(message.pixels, message.n, self.captions if first else None)
+        filled = round(20 * message.index / message.total)
+        self.say(f"denoising: step {message.index}/{message.total} ▕{'█' * filled}{'░' * (20 - filled)}▏ "
+                 f"{message.seconds:.1f} s · Esc cancels")
+
+    @on(SampleDone)
+    def sample_done(self, message: SampleDone) -> None:
+        if message.job != self.job:
+            return
+        self.sampling = None
+        self.result = Result(message.request, message.images, self.sampling_generator,
+                             bool(message.request.per_item_weights))
+        self.grid.show(message.pixels, message.request.n, self.captions)
+        if self.select_after is not None and self.select_after < message.request.n:
+            self.grid.select(self.select_after)
+        self.refresh_bindings()
+        self.say(f"{message.request.n} items in {message.seconds:.1f} s (seed {message.request.seed}) · "
+                 "e exports · z zooms · Tab moves to the items", "success")
+
+    @on(SampleStopped)
+    def sample_stopped(self, message: SampleStopped) -> None:
+        if message.job != self.job:
+            return
+        self.sampling = None
+        self.refresh_bindings()
+        if message.error:
+            self.say(f"sampling failed at step {message.index}/{message.total}: {message.error}", "error")
+        else:
+            self.say(f"cancelled at step {message.index}/{message.total} (a partial preview is shown; g starts again)",
+                     "warning")
+
+    # ------------------------------------------------------------ export and recipes
+    def action_export(self) -> None:
+        if self.sampling is not None:
+            self.say("still denoising: wait for it to finish, or Esc to cancel", "warning")
+            return
+        if self.result is None:
+            self.say("nothing to export yet: generate first (g)", "warning")
+            return
+        request = self.result.request
+        columns = request.n if self.result.blend else min(8, request.n)
+        selected = self.grid.selected if self.grid.selected < request.n else None
+        self._export(self.result, self.app.options.export_dir, self.state.palette, columns, selected)
+        self.say(f"exporting to {self.app.options.export_dir}…")
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export(self, result: Result, directory: str, palette: str, columns: int, selected: int | None) -> None:
+        from .. import jobs
+
+        try:
+            paths = jobs.export(result.images, result.request, directory, result.generator, palette,
+                                EXPORT_SCALE, columns, selected)
+        except Exception as error:  # ExportError, OSError: one line
+            self.post_message(ExportFailed(jobs.one_line(error)))
+            return
+        self.post_message(ExportDone([str(p) for p in paths]))
+
+    @on(ExportDone)
+    def export_done(self, message: ExportDone) -> None:
+        names = ", ".join(Path(p).name for p in message.paths)
+        folder = Path(message.paths[0]).parent if message.paths else self.app.options.export_dir
+        self.say(f"exported {len(message.paths)} PNGs to {folder}/: {names}", "success")
+
+    @on(ExportFailed)
+    def export_failed(self, message: ExportFailed) -> None:
+        self.say(f"export failed: {message.error}", "error")
+
+    def action_open_png(self) -> None:
+        self.app.push_screen(PathPrompt("Open an exported PNG and reproduce its recipe", "exports/grid_….png"),
+                             lambda path: self.open_recipe(path) if path else None)
+
+    def action_open_checkpoint(self) -> None:
+        self.app.push_screen(PathPrompt("Load a generator checkpoint", "runs/NAME/checkpoints/step-….pt"),
+                             lambda path: self.load_model(path) if path else None)
+
+    @work(thread=True, group="recipe", exit_on_error=False)
+    def open_recipe(self, path: str) -> None:
+        from .. import jobs
+
+        try:
+            request, index, recipe = jobs.read_recipe(path)
+        except Exception as error:  # ValueError, SampleRequestError: one line
+            self.post_message(RecipeFailed(path, jobs.one_line(error)))
+            return
+        self.post_message(RecipeLoaded(path, request, index, recipe))
+
+    @on(RecipeFailed)
+    def recipe_failed(self, message: RecipeFailed) -> None:
+        self.say(f"cannot reproduce {message.path}: {message.error}", "error")
+
+    @on(RecipeLoaded)
+    def recipe_loaded(self, message: RecipeLoaded) -> None:
+        self.state.apply_request(message.request)
+        self.controls.refresh()
+        self._update_info()
+        self.recipe_checkpoint_tried = False
+        self.say(f"recipe from {Path(message.path).name}: reproducing it")
+        self._run_recipe(Pending(message.request, recipe=message.recipe, select=message.index))
+
+    def _run_recipe(self, pending: Pending) -> None:
+        wanted = pending.recipe.get("checkpoint_hash")
+        if self.generator is None and self.model_loading:
+            self.pending = pending
+            return
+        if self.generator is not None and self.generator.hash == wanted:
+            self.generate(pending.request, select=pending.select)
+            return
+        source = pending.recipe.get("checkpoint")
+        if source and Path(source).is_file() and not self.recipe_checkpoint_tried:
+            self.recipe_checkpoint_tried = True
+            self.pending = pending
+            self.load_model(source)
+            self.say(f"loading the recipe's checkpoint {source}")
+            return
+        current = self.generator.hash if self.generator is not None else "none"
+        self.say(f"the recipe was made with checkpoint {wanted}, this model is {current}: pixels will differ", "warning")
+        self.generate(pending.request, select=pending.select)
+
+    def _run_pending(self, pending: Pending) -> None:
+        if pending.recipe is not None:
+            self._run_recipe(pending)
+        else:
+            self.generate(pending.request, pending.blend, pending.select)

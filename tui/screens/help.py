@@ -1,0 +1,70 @@
+"""The help mode: every key, read from the bindings themselves so it cannot go stale."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from ..widgets.controls import ClassControls
+from ..widgets.item_grid import ItemGrid
+from ..widgets.too_small import TooSmall
+
+TYPING = [
+    ("0-9 .", "type a value for the focused row (share %, guidance, steps, seed, items)"),
+    ("enter", "apply what was typed (otherwise: generate)"),
+    ("backspace", "edit what was typed; esc drops it"),
+]
+
+ABOUT = (
+    "Guidance g is classifier-free guidance: the model predicts (1+g)·cond − g·uncond, so g = 0 means no "
+    "guidance and larger g follows the chosen classes harder (default 2). DDIM is deterministic (50 steps by "
+    "default); DDPM adds fresh noise each step (250 steps). Item i uses seed + i; a blend strip shares one seed. "
+    "Exports are 8x nearest-neighbour PNGs whose metadata holds the recipe (o re-opens one)."
+)
+
+
+def binding_rows(bindings: list[Binding]) -> list[tuple[str, str]]:
+    rows = []
+    for binding in bindings:
+        keys = " ".join(key.strip() for key in binding.key.split(","))
+        rows.append((keys.replace("left_square_bracket", "[").replace("right_square_bracket", "]")
+                     .replace("question_mark", "?").replace("equals_sign", "=").replace("underscore", "_"),
+                     f"{binding.description}: {binding.tooltip}" if binding.tooltip else binding.description))
+    return rows
+
+
+def key_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", show_header=False, box=None, expand=True,
+                  padding=(0, 1))
+    table.add_column("key", style="bold cyan", no_wrap=True, width=14)
+    table.add_column("what", ratio=1)
+    for key, what in rows:
+        table.add_row(key, what)
+    return table
+
+
+class HelpScreen(Screen):
+    BINDINGS = [
+        Binding("escape,question_mark", "app.close_help", "Back"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        from ..app import FashionApp
+        from .generate import GenerateScreen
+        from .monitor import MonitorScreen
+
+        with VerticalScroll(id="help-body", classes="layout"):
+            yield Static(Text("fashion-tui keys", style="bold"), id="help-title")
+            yield Static(key_table("Everywhere", binding_rows(FashionApp.BINDINGS) + [("ctrl+p", "command palette: every action by name"), ("tab", "next panel")]))
+            yield Static(key_table("Generate", binding_rows(GenerateScreen.BINDINGS)))
+            yield Static(key_table("Generate: side panel", binding_rows(ClassControls.BINDINGS) + TYPING))
+            yield Static(key_table("Generate: items (Tab to focus)", binding_rows(ItemGrid.BINDINGS)))
+            yield Static(key_table("Monitor", binding_rows(MonitorScreen.BINDINGS)))
+            yield Static(ABOUT, id="help-about")
+        yield TooSmall()
+        yield Footer(compact=True)

@@ -1,0 +1,255 @@
+"""The generate screen's side panel: ten classes with their shares, then the sampling settings.
+
+Arrows move, space toggles, +/- and left/right nudge, and typing digits sets the focused row
+(Enter applies, Esc drops). Every value is always visible.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.message import Message
+from textual.widget import Widget
+
+from core.classes import NUM_CLASSES, SHORT_NAMES
+
+from ..state import GUIDANCE_STEP, SHARE_STEP, GenerateState, InputError
+
+SETTINGS = ("guidance", "sampler", "steps", "seed", "items", "palette")
+ROWS = tuple(("class", i) for i in range(NUM_CLASSES)) + tuple(("setting", name) for name in SETTINGS)
+BAR_CELLS = 4
+EIGHTHS = " ▏▎▍▌▋▊▉█"
+TYPED = {"guidance": "guidance (0-20)", "steps": "steps (2-1000)", "seed": "seed", "items": "items (1-64)"}
+
+HINTS = {  # two lines of at most 20 cells each
+    "class": "space pick  +/- 5%\ntype 0-100, Enter",
+    "guidance": "[ ] ±0.5  type 0-20\nCFG: 0 = no guidance",
+    "sampler": "s: DDIM or DDPM\nDDIM: deterministic",
+    "steps": "←→ ±5  type 2-1000\nmore steps: slower",
+    "seed": "r roll  l lock\n←→ ±1  type a seed",
+    "items": "n/N ×2 ÷2  ←→ ±1\ntype 1-64, Enter",
+    "palette": "p or ←→: next one\ngrey = dataset look",
+}
+
+
+def share_bar(percent: float) -> str:
+    eighths = round(max(0.0, min(100.0, percent)) / 100 * BAR_CELLS * 8)
+    full, rest = divmod(eighths, 8)
+    return ("█" * full + (EIGHTHS[rest] if rest else "")).ljust(BAR_CELLS, "·")
+
+
+class ClassControls(Widget, can_focus=True):
+    BINDINGS = [
+        Binding("up", "move(-1)", "Up", show=False),
+        Binding("down", "move(1)", "Down", show=False),
+        Binding("space", "toggle", "Toggle", show=False),
+        Binding("plus,equals_sign", "nudge(1)", "+5%", show=False),
+        Binding("minus,underscore", "nudge(-1)", "-5%", show=False),
+        Binding("left", "adjust(-1)", "Less", show=False),
+        Binding("right", "adjust(1)", "More", show=False),
+    ]
+
+    class Changed(Message):
+        """A value changed (field names what), so the screen can refresh what depends on it."""
+
+        def __init__(self, field: str) -> None:
+            super().__init__()
+            self.field = field
+
+    class Problem(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self, state: GenerateState, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.state = state
+        self.cursor = 0
+        self.typed: str | None = None  # digits being typed into the focused row
+
+    @property
+    def row(self) -> tuple[str, object]:
+        return ROWS[self.cursor]
+
+    # ------------------------------------------------------------ rendering
+    def render(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(" CLASSES", style="bold")
+        text.append("   space +/-\n", style="dim")
+        for position, (kind, key) in enumerate(ROWS):
+            if kind == "setting" and key == SETTINGS[0]:
+                text.append(" SETTINGS", style="bold")
+                text.append("  ←→ or type\n", style="dim")
+            here = position == self.cursor
+            pointer = "▸" if here and self.has_focus else ("›" if here else " ")
+            line_style = "reverse" if here and self.has_focus else ""
+            text.append(pointer, style="bold")
+            if kind == "class":
+                text.append(self._class_row(key, here), style=line_style)
+            else:
+                text.append(self._setting_row(key, here), style=line_style)
+            text.append("\n")
+        hint = HINTS["class" if self.row[0] == "class" else self.row[1]]
+        for line in hint.splitlines():
+            text.append("\n " + line, style="dim")
+        return text
+
+    def _typed_or(self, here: bool, value: str, width: int) -> str:
+        if here and self.typed is not None:
+            return (self.typed + "▏").rjust(width)
+        return value.rjust(width)
+
+    def _class_row(self, index: int, here: bool) -> str:
+        picked = index in self.state.picked
+        box = "■" if picked else "□"
+        name = SHORT_NAMES[index].ljust(8)
+        if not picked:
+            return f"{box} {name}" + " " * 10
+        percent = self.state.share(index)
+        if here and self.typed is not None:
+            return f"{box} {name} {(self.typed + '▏'):>5} %"
+        return f"{box} {name} {share_bar(percent)} {percent:>3.0f}%"
+
+    def _setting_row(self, name: str, here: bool) -> str:
+        state = self.state
+        values = {
+            "guidance": f"{state.guidance:g}" + (" off" if state.guidance == 0 else ""),
+            "sampler": state.sampler.upper(),
+            "steps": str(state.steps),
+            "seed": f"{state.seed} " + ("lock" if state.seed_locked else "roll"),
+            "items": str(state.items),
+            "palette": state.palette,
+        }
+        return f"{name:<9}" + self._typed_or(here, values[name], 11)
+
+    # ------------------------------------------------------------ keys
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self._drop_typed()
+        self.refresh()
+
+    def _changed(self, field: str) -> None:
+        self.refresh()
+        self.post_message(self.Changed(field))
+
+    def _problem(self, text: str) -> None:
+        self.refresh()
+        self.post_message(self.Problem(text))
+
+    def _drop_typed(self) -> None:
+        if self.typed is not None:
+            self.typed = None
+            self.refresh()
+
+    def action_move(self, delta: int) -> None:
+        self._drop_typed()
+        self.cursor = (self.cursor + delta) % len(ROWS)
+        self.refresh()
+
+    def move_to_setting(self, name: str) -> None:
+        self._drop_typed()
+        self.cursor = ROWS.index(("setting", name))
+        self.refresh()
+
+    def action_toggle(self) -> None:
+        self._drop_typed()
+        kind, key = self.row
+        if kind == "class":
+            self.state.toggle(key)
+            self._changed("classes")
+        elif key == "seed":
+            self.state.seed_locked = not self.state.seed_locked
+            self._changed("seed")
+        elif key in ("sampler", "palette"):
+            self.action_adjust(1)
+
+    def action_nudge(self, direction: int) -> None:
+        kind, key = self.row
+        if kind != "class":
+            self.action_adjust(direction)
+            return
+        self._drop_typed()
+        try:
+            self.state.nudge(key, direction * SHARE_STEP)
+        except InputError as error:
+            self._problem(str(error))
+            return
+        self._changed("classes")
+
+    def action_adjust(self, direction: int) -> None:
+        self._drop_typed()
+        kind, key = self.row
+        if kind == "class":
+            self.action_nudge(direction)
+            return
+        state = self.state
+        try:
+            if key == "guidance":
+                state.nudge_guidance(direction * GUIDANCE_STEP)
+            elif key == "sampler":
+                state.toggle_sampler()
+            elif key == "steps":
+                state.set_steps(min(1000, max(2, state.steps + direction * (5 if state.steps >= 10 else 1))))
+            elif key == "seed":
+                state.set_seed(min(2**31 - 1, max(0, state.seed + direction)))
+            elif key == "items":
+                state.set_items(min(64, max(1, state.items + direction)))
+            elif key == "palette":
+                self.post_message(self.Changed("palette-next" if direction > 0 else "palette-previous"))
+                return
+        except InputError as error:
+            self._problem(str(error))
+            return
+        self._changed(key)
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing: digits (and '.' for guidance) go to a buffer; Enter applies it, Esc drops it."""
+        kind, key = self.row
+        typable = kind == "class" or key in TYPED
+        character = event.character or ""
+        if typable and (character.isdigit() or (character == "." and (kind == "class" or key == "guidance"))):
+            if kind == "class" and key not in self.state.picked:
+                self._problem(f"{SHORT_NAMES[key]} is not picked; press space to pick it first")
+            else:
+                self.typed = ((self.typed or "") + character)[:10]
+                self.refresh()
+            event.stop()
+            event.prevent_default()
+        elif self.typed is not None and event.key == "backspace":
+            self.typed = self.typed[:-1] or None
+            self.refresh()
+            event.stop()
+        elif self.typed is not None and event.key == "enter":
+            self.apply_typed()
+            event.stop()
+            event.prevent_default()
+        elif self.typed is not None and event.key == "escape":
+            self._drop_typed()
+            event.stop()
+            event.prevent_default()
+
+    def apply_typed(self) -> None:
+        typed, self.typed = self.typed, None
+        kind, key = self.row
+        try:
+            value = float(typed)
+        except (TypeError, ValueError):
+            self._problem(f"{typed!r} is not a number")
+            return
+        try:
+            if kind == "class":
+                self.state.set_share(key, value)
+                key = "classes"
+            elif key == "guidance":
+                self.state.set_guidance(value)
+            else:
+                if value != int(value):
+                    raise InputError(f"{TYPED[key]} must be a whole number, not {typed}")
+                {"steps": self.state.set_steps, "seed": self.state.set_seed, "items": self.state.set_items}[key](int(value))
+        except InputError as error:
+            self._problem(str(error))
+            return
+        self._changed(key)

@@ -1,0 +1,142 @@
+"""The generated items at true 28px resolution, laid out to fit the width; one can be zoomed."""
+
+from __future__ import annotations
+
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.message import Message
+
+from ..pixels import ITEM_SIZE, Tile
+from .pixel_canvas import Label, PixelCanvas
+
+GAP = 1  # blank columns between items
+ROW_PITCH = ITEM_SIZE // 2 + 2  # item rows + label row + blank row
+ITEM_BYTES = ITEM_SIZE * ITEM_SIZE
+SELECTED = Style(reverse=True, bold=True)
+PLAIN = Style(dim=True)
+
+
+class ItemGrid(PixelCanvas, can_focus=True):
+    BINDINGS = [
+        Binding("left", "move(-1, 0)", "Previous item", show=False),
+        Binding("right", "move(1, 0)", "Next item", show=False),
+        Binding("up", "move(0, -1)", "Item above", show=False),
+        Binding("down", "move(0, 1)", "Item below", show=False),
+        Binding("home", "select(0)", "First item", show=False),
+        Binding("end", "select(-1)", "Last item", show=False),
+    ]
+
+    class Selected(Message):
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.pixels = b""
+        self.count = 0
+        self.captions: list[str] = []
+        self.selected = 0
+        self.zoomed = False
+        self.placeholder = "no items yet: press g to generate"
+        self.columns = 1
+
+    # ------------------------------------------------------------ content
+    def show(self, pixels: bytes, count: int, captions: list[str] | None = None) -> None:
+        """Replace the pixels (count items of 28x28 grey levels); keeps the selection if it still exists."""
+        relayout = count != self.count or captions is not None
+        self.pixels, self.count = pixels, count
+        if captions is not None:
+            self.captions = captions
+        if self.selected >= count:
+            self.selected = max(0, count - 1)
+        if relayout:
+            self.layout_items()
+        else:
+            self._update_tiles()
+
+    def clear(self, placeholder: str) -> None:
+        self.pixels, self.count, self.captions, self.placeholder = b"", 0, [], placeholder
+        self.layout_items()
+
+    def set_zoom(self, zoomed: bool) -> None:
+        self.zoomed = zoomed
+        self.layout_items()
+        self.scroll_to(0, 0, animate=False)
+        if not zoomed:
+            self.call_after_refresh(self._reveal_selected)
+
+    def item_pixels(self, index: int) -> bytes:
+        return self.pixels[index * ITEM_BYTES: (index + 1) * ITEM_BYTES]
+
+    # ------------------------------------------------------------ layout
+    def _usable_width(self) -> int:
+        return max(ITEM_SIZE, self.size.width - 1)  # one column kept for the scrollbar, so it never flips
+
+    def zoom_scale(self) -> int:
+        """The largest scale that fits, at least 2 (the view scrolls if 2x does not fit)."""
+        fit_width = self._usable_width() // ITEM_SIZE
+        fit_height = (max(1, self.size.height - 1) * 2) // ITEM_SIZE
+        return max(2, min(fit_width, fit_height))
+
+    def _tiles_and_labels(self) -> tuple[list, list]:
+        if self.count == 0:
+            return [], [Label(1, 1, max(10, self._usable_width() - 2), self.placeholder, PLAIN)]
+        if self.zoomed:
+            scale = self.zoom_scale()
+            tile = Tile(0, 1, ITEM_SIZE, ITEM_SIZE, self.item_pixels(self.selected), scale)
+            caption = f"{self.selected + 1}/{self.count} {self._caption(self.selected)} · zoom {scale}x · ←→ item · z back"
+            return [tile], [Label(0, 0, tile.columns, caption, SELECTED)]
+        self.columns = max(1, (self._usable_width() + GAP) // (ITEM_SIZE + GAP))
+        tiles, labels = [], []
+        for index in range(self.count):
+            row, column = divmod(index, self.columns)
+            x, y = column * (ITEM_SIZE + GAP), row * ROW_PITCH
+            tiles.append(Tile(x, y, ITEM_SIZE, ITEM_SIZE, self.item_pixels(index)))
+            mark = "▶" if index == self.selected else " "
+            labels.append(Label(x, y + ITEM_SIZE // 2, ITEM_SIZE, f"{mark}{index + 1:>2} {self._caption(index)}",
+                                SELECTED if index == self.selected else PLAIN))
+        return tiles, labels
+
+    def _caption(self, index: int) -> str:
+        return self.captions[index] if index < len(self.captions) else ""
+
+    def layout_items(self) -> None:
+        tiles, labels = self._tiles_and_labels()
+        self.set_content(tiles, labels)
+
+    def _update_tiles(self) -> None:
+        """New pixels, same layout: swap the tiles' bytes only."""
+        if self.zoomed or len(self._tiles) != self.count:
+            self.layout_items()
+            return
+        self._tiles = [Tile(t.x, t.y, t.width, t.height, self.item_pixels(i), t.scale) for i, t in enumerate(self._tiles)]
+        self.refresh()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.layout_items()
+
+    # ------------------------------------------------------------ selection
+    def action_move(self, dx: int, dy: int) -> None:
+        if self.count == 0:
+            return
+        step = dx + dy * (1 if self.zoomed else self.columns)
+        target = self.selected + step
+        if 0 <= target < self.count:
+            self.select(target)
+
+    def action_select(self, index: int) -> None:
+        if self.count:
+            self.select(index % self.count)
+
+    def select(self, index: int) -> None:
+        self.selected = index
+        self.layout_items()
+        self._reveal_selected()
+        self.post_message(self.Selected(index))
+
+    def _reveal_selected(self) -> None:
+        if self.zoomed or not self._tiles or self.selected >= len(self._tiles):
+            return
+        self.scroll_to_region(self.region_of(self._tiles[self.selected]), animate=False)
