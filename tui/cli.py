@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 PROG = "fashion-tui"
+
+# OpenMP threads that spin while waiting turn a busy 2-core machine (training in one SSH session,
+# sampling in another) into a 5-10x slowdown; passive waiting costs little when the CPU is idle.
+# It must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _fail(message: str, code: int = 2) -> int:

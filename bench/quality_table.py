@@ -1,0 +1,74 @@
+"""The README's quality table: every sampler x guidance, scored like `fashion-tui evaluate`.
+
+    python bench/quality_table.py --data-dir ../shared/data [--checkpoint PATH] [--n-per-class 100]
+        [--configs ddim:50:2,ddpm:250:2] [--out checkpoints/evaluation.json]
+
+Each row is what `fashion-tui evaluate --sampler S --steps N --guidance G --n-per-class K --seed 0`
+prints, plus the wall time to sample 16 items with that recipe on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_CONFIGS = ("ddim:50:0,ddim:50:1,ddim:50:2,ddim:50:3,ddim:50:5,ddim:25:0,ddim:25:2,ddim:25:5,"
+                   "ddpm:250:0,ddpm:250:2,ddpm:250:5")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--n-per-class", type=int, default=100)
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+
+    from core.checkpoint import default_checkpoint, load_generator
+    from core.classes import CLASS_NAMES, NUM_CLASSES
+    from core.evaluate import load_classifier, real_floor
+    from core.evaluation_cli import evaluate_checkpoint
+    from core.sampling import SampleRequest, sample
+
+    generator = load_generator(args.checkpoint or default_checkpoint())
+    classifier = load_classifier()
+    floor = real_floor(classifier, args.data_dir, n_train=args.n_per_class * NUM_CLASSES)
+    rows = []
+    print(f"checkpoint {generator.path} ({generator.hash}); {args.n_per_class} items per class; "
+          f"real-vs-real floor at the same sample size: {floor:.3f}", flush=True)
+    print("| sampler | guidance | accuracy | worst class | Frechet (x floor) | diversity gen/real | 16 items |")
+    print("|---|---|---|---|---|---|---|", flush=True)
+    for spec in args.configs.split(","):
+        sampler, steps, guidance = spec.split(":")
+        steps, guidance = int(steps), float(guidance)
+        boot = [0.0] * 9 + [1.0]
+        start = time.perf_counter()
+        sample(generator, SampleRequest(boot, n=16, sampler=sampler, steps=steps, guidance=guidance, seed=1))
+        sixteen = time.perf_counter() - start
+        result = evaluate_checkpoint(generator, classifier, args.data_dir, args.n_per_class, guidance, sampler, steps,
+                                     floor=floor)
+        worst = min(range(NUM_CLASSES), key=lambda c: result["per_class_accuracy"][c])
+        row = {"sampler": sampler, "steps": steps, "guidance": guidance, "accuracy": result["accuracy"],
+               "per_class_accuracy": result["per_class_accuracy"], "worst_class": CLASS_NAMES[worst],
+               "worst_accuracy": result["per_class_accuracy"][worst], "frechet_distance": result["frechet_distance"],
+               "floor": floor, "ratio": result["ratio"], "diversity_ratio": result["diversity_ratio"],
+               "seconds_16_items": sixteen, "seconds_eval": result["seconds"]}
+        rows.append(row)
+        print(f"| {sampler.upper()} {steps} | {guidance:g} | {100 * row['accuracy']:.1f}% | {row['worst_class']} "
+              f"{100 * row['worst_accuracy']:.0f}% | {row['frechet_distance']:.3f} ({row['ratio']:.2f}x) | "
+              f"{row['diversity_ratio']:.2f} | {sixteen:.2f} s |", flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"checkpoint_hash": generator.hash, "n_per_class": args.n_per_class,
+                                              "floor": floor, "rows": rows}, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
