@@ -6,6 +6,18 @@ import dataclasses
 from dataclasses import dataclass, field
 
 
+def from_dict(cls, data: dict):
+    """A config dataclass from a checkpoint's plain dict: unknown keys refused, lists back to tuples."""
+    if not isinstance(data, dict):
+        raise ValueError(f"config is a {type(data).__name__}, not a dict")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {sorted(map(str, unknown))}")
+    values = {k: tuple(int(c) for c in v) if isinstance(v, (list, tuple)) else v for k, v in data.items()}
+    return cls(**values)
+
+
 @dataclass
 class ModelConfig:
     """U-Net + class encoder. Defaults are the CPU-tuned model shipped in checkpoints/."""
@@ -22,14 +34,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown model config keys {sorted(unknown)}")
-        values = dict(data)
-        if "channels" in values:
-            values["channels"] = tuple(int(c) for c in values["channels"])
-        return cls(**values)
+        return from_dict(cls, data)
 
 
 @dataclass
@@ -44,11 +49,7 @@ class DiffusionConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "DiffusionConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown diffusion config keys {sorted(unknown)}")
-        return cls(**data)
+        return from_dict(cls, data)
 
 
 @dataclass

@@ -71,10 +71,13 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
-    """Linear warm-up to lr, then cosine decay to lr * min_lr_ratio at total_steps."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
+    """Linear warm-up to lr, then cosine decay to lr * min_lr_ratio at total_steps.
+
+    The warm-up is capped at a tenth of the run, so a short smoke run still reaches its lr."""
+    warmup = max(1, min(config.warmup_steps, total_steps // 10))
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
     floor = config.lr * config.min_lr_ratio
     return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * progress))
 

@@ -22,6 +22,8 @@ def test_lr_warmup_then_cosine():
     assert lr_at(9, 100, c) == pytest.approx(1e-3)
     assert lr_at(100, 100, c) == pytest.approx(1e-4)
     assert lr_at(30, 100, c) > lr_at(60, 100, c)
+    short = TrainConfig(lr=1e-3, warmup_steps=200)
+    assert lr_at(2, 30, short) == pytest.approx(1e-3)  # warm-up capped at a tenth of a 30-step run
 
 
 def test_run_writes_checkpoints_metrics_and_sample_grids(tmp_path, fake_data_dir):
