@@ -138,7 +138,7 @@ class DeviceBatches:
         self.batch_size, self.seed = batch_size, seed
         self.rank, self.world_size = rank, world_size
         per_rank = len(self.y) // world_size
-        self.steps_per_epoch = max(1, per_rank // batch_size) if per_rank >= batch_size else 1
+        self.steps_per_epoch = max(1, per_rank // batch_size)  # a split smaller than a batch is one step
         self.per_rank = per_rank
 
     def epoch_order(self, epoch: int) -> torch.Tensor:

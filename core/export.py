@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .classes import describe_class_weights, format_class_weights
-from .images import ExportError, make_grid, save_png, to_pil, unique_path
+from .images import ExportError, make_grid, save_png, to_pil, to_uint8, unique_path
 from .sampling import SampleRequest
 
 RECIPE_VERSION = 1
@@ -95,7 +95,7 @@ def export_items(images: torch.Tensor, request: SampleRequest, directory: str | 
     directory = Path(directory)
     check_writable(directory)
     written = []
-    grey = ((images[:, 0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    grey = to_uint8(images[:, 0])
     for index in (items if items is not None else range(images.shape[0])):
         path = unique_path(directory, item_stem(request, index))
         meta = recipe(request, checkpoint_hash, checkpoint_path, index) | {"palette": palette, "scale": scale}

@@ -12,6 +12,7 @@ Every down block, the bottleneck and every up block sees cond = [time_emb ; clas
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -200,6 +201,15 @@ class Denoiser(nn.Module):
     @guidance.setter
     def guidance(self, value: float) -> None:
         self.guided.guidance = float(value)
+
+    def with_guidance(self, guidance: float) -> "Denoiser":
+        """A view that shares every parameter and buffer but has its own guidance, so concurrent
+        samplers with different g never race on shared state (CFGuidance keeps g as an attribute)."""
+        view = copy.copy(self)
+        view._modules = dict(self._modules)
+        view._modules["guided"] = copy.copy(self.guided)  # shares its _modules/_parameters dicts
+        view._modules["guided"].guidance = float(guidance)
+        return view
 
     def class_embedding(self, class_weights: torch.Tensor) -> torch.Tensor:
         """(B, 10) weights summing to 1 -> (B, class_dim); one-hot gives exactly that class's row."""

@@ -151,8 +151,8 @@ class _ItemNoise:
 def sample_steps(generator: Generator, request: SampleRequest, device: str | torch.device | None = None) -> Iterator[SampleStep]:
     """Yield a SampleStep after every denoising step; the last one holds the final images in [-1, 1]."""
     request.validate()
-    denoiser = generator.denoiser
-    device = torch.device(device) if device is not None else next(denoiser.parameters()).device
+    device = torch.device(device) if device is not None else next(generator.denoiser.parameters()).device
+    denoiser = generator.denoiser.with_guidance(request.guidance)  # per-call g; the shared model is untouched
     config = generator.diffusion_config
     steps = request.resolved_steps()
     noise = _ItemNoise(request.seed, request.n, request.shared_noise)
@@ -171,16 +171,15 @@ def sample_steps(generator: Generator, request: SampleRequest, device: str | tor
 
     x = noise((request.n, 1, 28, 28)).to(device)  # x_T ~ N(0, I)
     condition = {"class_weights": request.weight_matrix().to(device)}
-    previous_guidance = denoiser.guidance
-    denoiser.guidance = request.guidance
-    try:
+    steps_iter = sampler.generator(x, condition)
+    total = len(timesteps)
+    for index, t in enumerate(timesteps, start=1):
+        # inference mode and autocast are thread-local: enter them per step, never across a yield,
+        # or a consumer that pauses (or abandons) the iterator would run its own code under them
         with torch.inference_mode(), sampling_autocast(device):
-            total = len(timesteps)
-            for index, (t, x) in enumerate(zip(timesteps, sampler.generator(x, condition)), start=1):
-                out = x.clamp(-1, 1) if index == total else x
-                yield SampleStep(index, total, int(t), out.float().cpu())
-    finally:
-        denoiser.guidance = previous_guidance
+            x = next(steps_iter)
+            out = (x.clamp(-1, 1) if index == total else x).float().cpu()
+        yield SampleStep(index, total, int(t), out)
 
 
 def sample(generator: Generator, request: SampleRequest, device=None) -> torch.Tensor:

@@ -548,7 +548,6 @@ class Trainer:
                         last_checkpoint_step = self.step
                     self.on_event(TrainEvent("epoch", self.step, epoch, {"elapsed_sec": elapsed()}))
                     self.sample_grid(epoch)
-                    self.model.train()
                 else:
                     start_in_epoch = last_images_into_epoch // global_batch
             path = None

@@ -18,8 +18,8 @@ from core.export import export_items, request_from_recipe
 from core.images import PALETTES, palette_lut, read_metadata, to_uint8
 from core.sampling import SampleRequest, SampleRequestError, SampleStep, blend_weights, sample_steps  # noqa: F401 (screens catch jobs.SampleRequestError)
 
-# One sampler at a time: sample_steps sets the shared denoiser's guidance while it runs, so a
-# cancelled run still finishing its step must not overlap the next one.
+# One sampler at a time: a cancelled run still finishing its step must not compete for the
+# CPU with the next one (guidance itself is per call in core.sampling).
 SAMPLING_LOCK = threading.Lock()
 
 

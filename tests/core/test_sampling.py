@@ -95,3 +95,20 @@ def test_bad_requests_one_line(kwargs, fragment):
 def test_validate_renormalises():
     request = SampleRequest([0, 0, 0, 0, 0, 0, 0, 3, 0, 1]).validate()
     assert request.class_weights[7] == pytest.approx(0.75)
+
+
+def test_concurrent_samplers_keep_their_own_guidance(tiny_checkpoint):
+    generator = load_generator(tiny_checkpoint)
+    with torch.no_grad():
+        for p in generator.denoiser.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    low, high = SampleRequest(BOOT, n=1, steps=4, guidance=0.0), SampleRequest(BOOT, n=1, steps=4, guidance=5.0)
+    expected_low, expected_high = sample(generator, low), sample(generator, high)
+    a, b = sample_steps(generator, low), sample_steps(generator, high)
+    for step_a, step_b in zip(a, b):  # interleaved, as two app workers would run
+        last_a, last_b = step_a, step_b
+    assert torch.equal(last_a.x, expected_low) and torch.equal(last_b.x, expected_high)
+    assert generator.denoiser.guidance == generator.diffusion_config.guidance
+    # paused iterators must not leave their inference mode / autocast on in the caller's thread
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    assert not torch.is_autocast_enabled("cpu")
