@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--n-per-class", type=int, default=50)
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--guidance-interval", default=None, help="lo:hi or all (default: the sampler's default)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--min-step", type=int, default=0)
     parser.add_argument("--max-step", type=int, default=10**9)
@@ -34,7 +35,10 @@ def main() -> None:
     from core.classes import CLASS_NAMES, NUM_CLASSES
     from core.evaluate import load_classifier, real_floor
     from core.evaluation_cli import evaluate_checkpoint
+    from core.sampling import DEFAULT_GUIDANCE_INTERVAL, parse_guidance_interval
     from core.trainer import list_checkpoints
+
+    interval = DEFAULT_GUIDANCE_INTERVAL if args.guidance_interval is None else parse_guidance_interval(args.guidance_interval)
 
     classifier = load_classifier()
     floor = real_floor(classifier, args.data_dir, n_train=args.n_per_class * NUM_CLASSES)
@@ -45,7 +49,7 @@ def main() -> None:
         state = read_checkpoint(path)
         generator = load_generator(path)
         result = evaluate_checkpoint(generator, classifier, args.data_dir, args.n_per_class, args.guidance, "ddim",
-                                     args.steps, floor=floor)
+                                     args.steps, floor=floor, guidance_interval=interval)
         worst = min(range(NUM_CLASSES), key=lambda c: result["per_class_accuracy"][c])
         row = {"checkpoint": path.name, "minutes": state["wall_time_sec"] / 60, "step": state["step"], "epoch": state["epoch"],
                "accuracy": result["accuracy"], "worst_class": CLASS_NAMES[worst],
@@ -56,6 +60,7 @@ def main() -> None:
               f"{row['worst_class'][:10]:>10} {100 * row['worst_accuracy']:>4.0f}% {row['frechet_ratio']:>7.2f}x", flush=True)
     out = Path(args.out) if args.out else Path(args.run_dir) / "quality_curve.json"
     out.write_text(json.dumps({"n_per_class": args.n_per_class, "guidance": args.guidance, "steps": args.steps,
+                               "guidance_interval": list(interval) if interval is not None else None,
                                "floor": floor, "rows": rows}, indent=2))
     print(f"wrote {out}")
 

@@ -23,6 +23,7 @@ def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | 
         "class_weights": request.class_weights,
         "classes": format_class_weights(request.class_weights),
         "guidance": request.guidance,
+        "guidance_interval": list(request.guidance_interval) if request.guidance_interval is not None else None,
         "sampler": request.sampler,
         "steps": request.resolved_steps(),
         "seed": request.seed,
@@ -40,6 +41,14 @@ def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | 
     return data
 
 
+def _recipe_interval(value) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"guidance_interval {value!r} is not two whole steps")
+    return (value[0], value[1])
+
+
 def request_from_recipe(data: dict) -> tuple[SampleRequest, int | None]:
     """Inverse of recipe(): the request that reproduces the grid, and the item index if any."""
     if not isinstance(data, dict):
@@ -50,6 +59,8 @@ def request_from_recipe(data: dict) -> tuple[SampleRequest, int | None]:
             n=int(data["n"]), guidance=float(data["guidance"]), sampler=str(data["sampler"]),
             steps=int(data["steps"]), seed=int(data["seed"]), shared_noise=bool(data.get("shared_noise", False)),
             per_item_weights=[[float(w) for w in row] for row in data["per_item_weights"]] if data.get("per_item_weights") else None,
+            # recipes written before the interval existed guided every step
+            guidance_interval=_recipe_interval(data.get("guidance_interval")),
         )
         index = data.get("index")
         index = int(index) if index is not None else None

@@ -32,6 +32,11 @@ GUIDANCE_RANGE = (0.0, 20.0)
 MAX_ITEMS = 64
 MAX_STEPS = 1000
 MAX_SEED = 2**31 - 1
+# Guidance acts at steps t <= 600 only; the noisiest 40% of the trajectory runs the plain
+# conditional model (guidance in a limited interval, Kynkaenniemi et al. 2024). On the shipped
+# model at g=2 (DDIM 50) this cut the Frechet distance by about a third for a few tenths of a
+# point of accuracy: see checkpoints/README.md. None = guide at every step (classic CFG).
+DEFAULT_GUIDANCE_INTERVAL = (0, 600)
 
 
 class SampleRequestError(ValueError):
@@ -50,6 +55,7 @@ class SampleRequest:
     seed: int = 0
     shared_noise: bool = False  # every item uses seed (not seed + i): blend strips
     per_item_weights: list[list[float]] | None = None  # overrides class_weights per item
+    guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL  # guide at lo <= t <= hi; None = every t
 
     def resolved_steps(self) -> int:
         return self.steps if self.steps is not None else DEFAULT_STEPS.get(self.sampler, 50)
@@ -65,6 +71,7 @@ class SampleRequest:
         g = self.guidance
         if not isinstance(g, (int, float)) or not math.isfinite(g) or not GUIDANCE_RANGE[0] <= g <= GUIDANCE_RANGE[1]:
             raise SampleRequestError(f"guidance must be between {GUIDANCE_RANGE[0]:g} and {GUIDANCE_RANGE[1]:g}, not {g!r}")
+        self.guidance_interval = _check_interval(self.guidance_interval)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise SampleRequestError(f"seed must be a whole number 0-{MAX_SEED}, not {self.seed!r}")
         try:
@@ -86,6 +93,35 @@ class SampleRequest:
         data = asdict(self)
         data["steps"] = self.resolved_steps()
         return data
+
+
+def _check_interval(interval) -> tuple[int, int] | None:
+    if interval is None:
+        return None
+    try:
+        lo, hi = interval
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in (lo, hi)):
+            raise TypeError
+    except (TypeError, ValueError):
+        raise SampleRequestError(f"guidance interval must be two whole steps lo:hi, not {interval!r}") from None
+    if not 0 <= lo <= hi < MAX_STEPS:
+        raise SampleRequestError(f"guidance interval must satisfy 0 <= lo <= hi <= {MAX_STEPS - 1}, not {lo}:{hi}")
+    return (lo, hi)
+
+
+def parse_guidance_interval(text: str) -> tuple[int, int] | None:
+    """'0:600' -> (0, 600); 'all' -> None (guide at every step). SampleRequestError otherwise."""
+    text = text.strip().lower()
+    if text in ("all", "full", "none"):
+        return None
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        interval = (int(parts[0]), int(parts[1]))
+    except ValueError:
+        raise SampleRequestError(f"guidance interval must be lo:hi (e.g. 0:600) or 'all', not {text!r}") from None
+    return _check_interval(interval)
 
 
 def _renormalise(weights: Sequence[float]) -> list[float]:
@@ -152,7 +188,8 @@ def sample_steps(generator: Generator, request: SampleRequest, device: str | tor
     """Yield a SampleStep after every denoising step; the last one holds the final images in [-1, 1]."""
     request.validate()
     device = torch.device(device) if device is not None else next(generator.denoiser.parameters()).device
-    denoiser = generator.denoiser.with_guidance(request.guidance)  # per-call g; the shared model is untouched
+    # per-call g (and interval); the shared model is untouched
+    denoiser = generator.denoiser.with_guidance(request.guidance, request.guidance_interval)
     config = generator.diffusion_config
     steps = request.resolved_steps()
     noise = _ItemNoise(request.seed, request.n, request.shared_noise)

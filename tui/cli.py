@@ -38,6 +38,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance g, 0-20 (0 = none; default 2)")
+    p.add_argument("--guidance-interval", default=None, metavar="LO:HI",
+                   help="guide only at diffusion steps LO-HI, or 'all' (default 0:600: the noisiest steps run unguided)")
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim", help="ddim (deterministic, default 50 steps) or ddpm (strided, default 250)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default 250 for ddpm, 50 for ddim)")
     p.add_argument("--checkpoint", default=None, help="generator checkpoint (default: the shipped model)")
@@ -98,7 +100,8 @@ def cmd_generate(args) -> int:
 
     try:
         weights = parse_class_spec(args.class_spec)
-        request = SampleRequest(weights, n=args.n, guidance=args.guidance, sampler=args.sampler, steps=args.steps, seed=args.seed).validate()
+        request = SampleRequest(weights, n=args.n, guidance=args.guidance, sampler=args.sampler, steps=args.steps, seed=args.seed,
+                                guidance_interval=args.guidance_interval).validate()
         if args.palette not in PALETTES:
             raise ValueError(f"unknown palette {args.palette!r}; choose from {', '.join(PALETTES)}")
         if not 1 <= args.scale <= MAX_SCALE:
@@ -132,10 +135,10 @@ def cmd_info(args) -> int:
             print(json.dumps(data, indent=2, sort_keys=True))
             continue
         print(f"{name}:")
-        for key in ("classes", "guidance", "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise",
+        for key in ("classes", "guidance", "guidance_interval", "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise",
                     "checkpoint", "checkpoint_hash", "palette", "scale", "created"):
             if key in data:
-                print(f"  {key:16} {data[key]}")
+                print(f"  {key:18} {data[key]}")
     return status
 
 
@@ -158,6 +161,14 @@ def cmd_app(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "guidance_interval", None) is not None or args.command in ("generate", "evaluate"):
+        from core.sampling import DEFAULT_GUIDANCE_INTERVAL, SampleRequestError, parse_guidance_interval
+
+        try:
+            text = args.guidance_interval
+            args.guidance_interval = DEFAULT_GUIDANCE_INTERVAL if text is None else parse_guidance_interval(text)
+        except SampleRequestError as error:
+            return _fail(str(error), 2)
     try:
         handler = {"generate": cmd_generate, "info": cmd_info, "evaluate": cmd_evaluate}.get(args.command, cmd_app)
         return handler(args)

@@ -3,7 +3,8 @@ import torch
 
 from core.checkpoint import load_generator
 from core.sampling import (
-    SampleRequest, SampleRequestError, blend_weights, eval_steps_for, sample, sample_steps,
+    DEFAULT_GUIDANCE_INTERVAL, SampleRequest, SampleRequestError, blend_weights, eval_steps_for,
+    parse_guidance_interval, sample, sample_steps,
 )
 
 BOOT = [0.0] * 9 + [1.0]
@@ -65,6 +66,57 @@ def test_guidance_changes_pixels(tiny_checkpoint):
     a = sample(generator, SampleRequest(BOOT, n=1, steps=4, guidance=0.0))
     b = sample(generator, SampleRequest(BOOT, n=1, steps=4, guidance=5.0))
     assert not torch.allclose(a, b)
+
+
+@pytest.fixture(scope="module")
+def perturbed(tiny_checkpoint):
+    """A tiny generator whose class and guidance visibly change its output (fresh weights are near-identity)."""
+    generator = load_generator(tiny_checkpoint)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in generator.denoiser.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return generator
+
+
+def test_guidance_interval_selects_the_steps_that_are_guided(perturbed):
+    def run(guidance, interval):
+        return sample(perturbed, SampleRequest(BOOT, n=2, steps=4, guidance=guidance, guidance_interval=interval, seed=3))
+
+    assert SampleRequest(BOOT).guidance_interval == DEFAULT_GUIDANCE_INTERVAL == (0, 600)
+    classic, unguided = run(5.0, None), run(5.0, (0, 0))  # DDIM 4 evaluates t = 999, 749, 500, 250: none is t=0
+    assert torch.equal(run(5.0, (0, 999)), classic)
+    assert torch.equal(unguided, run(0.0, None))
+    partial = run(5.0, (0, 600))  # guides t = 500 and 250 only
+    assert not torch.allclose(partial, classic) and not torch.allclose(partial, unguided)
+
+
+def test_guidance_interval_per_item_when_a_batch_mixes_steps(perturbed):
+    view = perturbed.denoiser.with_guidance(5.0, (0, 600)).eval()
+    guided, plain = perturbed.denoiser.with_guidance(5.0).eval(), perturbed.denoiser.with_guidance(0.0).eval()
+    x = torch.randn(2, 1, 28, 28)
+    t = torch.tensor([100, 900])
+    cond = {"class_weights": torch.tensor([BOOT, BOOT])}
+    with torch.no_grad():
+        mixed = view(x, t, cond)
+        want_first, want_second = guided(x[:1], t[:1], {"class_weights": cond["class_weights"][:1]}), plain(x[1:], t[1:], {"class_weights": cond["class_weights"][1:]})
+    assert torch.allclose(mixed.prediction[0], want_first.prediction[0], atol=1e-5)
+    assert torch.allclose(mixed.prediction[1], want_second.prediction[0], atol=1e-5)
+    assert perturbed.denoiser.guidance_interval is None  # the shared model is untouched
+
+
+@pytest.mark.parametrize("interval", [(700, 600), (0, 1000), (-1, 5), ("0", 600), (0, 600.0), (True, 600), (1, 2, 3), 7])
+def test_bad_guidance_interval_is_refused(interval):
+    with pytest.raises(SampleRequestError, match="guidance interval"):
+        SampleRequest(BOOT, guidance_interval=interval).validate()
+
+
+def test_parse_guidance_interval():
+    assert parse_guidance_interval("0:600") == (0, 600) and parse_guidance_interval(" 100:999 ") == (100, 999)
+    assert parse_guidance_interval("all") is None
+    for text in ("600", "a:b", "0:600:1", "600:0", "0:1000", ""):
+        with pytest.raises(SampleRequestError, match="guidance interval"):
+            parse_guidance_interval(text)
 
 
 def test_blend_strip_shares_noise(generator):

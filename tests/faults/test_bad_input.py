@@ -42,6 +42,9 @@ GENERATE_MISTAKES = [
     (["--guidance", "-0.5"], "guidance must be between 0 and 20"),
     (["--guidance", "1e9"], "guidance must be between 0 and 20"),
     (["--guidance", "strong"], "invalid float value: 'strong'"),
+    (["--guidance-interval", "600:0"], "guidance interval must satisfy 0 <= lo <= hi <= 999"),
+    (["--guidance-interval", "0:1000"], "guidance interval must satisfy 0 <= lo <= hi <= 999"),
+    (["--guidance-interval", "late"], "guidance interval must be lo:hi"),
     (["--steps", "1"], "steps must be 2-1000"),
     (["--steps", "100000"], "steps must be 2-1000"),
     (["--steps", "-4"], "steps must be 2-1000"),
@@ -181,6 +184,7 @@ EVALUATE_MISTAKES = [
     (["--guidance", "50"], "guidance must be between 0 and 20"),
     (["--steps", "1"], "steps must be 2-1000"),
     (["--seed", "-2"], "seed must be a whole number"),
+    (["--guidance-interval", "0-600"], "guidance interval must be lo:hi"),
     (["--sampler", "plms"], "invalid choice: 'plms'"),
 ]
 

@@ -170,6 +170,19 @@ def test_a_valid_recipe_round_trips():
     assert index == 2 and request.n == 3 and request.seed == 7 and request.class_weights[9] == 1.0
 
 
+def test_guidance_interval_round_trips_and_older_recipes_guided_every_step():
+    assert VALID["guidance_interval"] == [0, 600]
+    assert from_recipe(VALID)[0].guidance_interval == (0, 600)
+    custom = recipe(SampleRequest([1.0] + [0.0] * 9, guidance_interval=(100, 900)).validate(), "0123456789abcdef", "x.pt")
+    assert from_recipe(json.loads(json.dumps(custom)))[0].guidance_interval == (100, 900)
+    classic = recipe(SampleRequest([1.0] + [0.0] * 9, guidance_interval=None).validate(), "0123456789abcdef", "x.pt")
+    assert from_recipe(classic)[0].guidance_interval is None
+    older = {k: v for k, v in VALID.items() if k != "guidance_interval"}
+    assert from_recipe(older)[0].guidance_interval is None
+    for bad in ([600, 0], [0], "0:600", [0.0, 600]):
+        assert from_recipe(VALID | {"guidance_interval": bad}) is None
+
+
 @FUZZ
 @given(st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), ODD, max_size=12))
 def test_arbitrary_dicts(data):

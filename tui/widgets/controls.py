@@ -14,7 +14,7 @@ from textual.widget import Widget
 
 from core.classes import NUM_CLASSES, SHORT_NAMES
 
-from ..state import GUIDANCE_STEP, SHARE_STEP, GenerateState, InputError
+from ..state import DEFAULT_GUIDANCE_INTERVAL, GUIDANCE_STEP, SHARE_STEP, GenerateState, InputError
 
 SETTINGS = ("guidance", "sampler", "steps", "seed", "items", "palette")
 ROWS = tuple(("class", i) for i in range(NUM_CLASSES)) + tuple(("setting", name) for name in SETTINGS)
@@ -37,6 +37,15 @@ def share_bar(percent: float) -> str:
     eighths = round(max(0.0, min(100.0, percent)) / 100 * BAR_CELLS * 8)
     full, rest = divmod(eighths, 8)
     return ("█" * full + (EIGHTHS[rest] if rest else "")).ljust(BAR_CELLS, "·")
+
+
+def guidance_scope(interval) -> str:
+    """'' for the default interval; ' all' when guidance acts at every step (recipes from before it); ' lo-hi' otherwise."""
+    if interval is None:
+        return " all"
+    if tuple(interval) == DEFAULT_GUIDANCE_INTERVAL:
+        return ""
+    return f" {interval[0]}-{interval[1]}"
 
 
 class ClassControls(Widget, can_focus=True):
@@ -114,7 +123,7 @@ class ClassControls(Widget, can_focus=True):
     def _setting_row(self, name: str, here: bool) -> str:
         state = self.state
         values = {
-            "guidance": f"{state.guidance:g}" + (" off" if state.guidance == 0 else ""),
+            "guidance": f"{state.guidance:g}" + (" off" if state.guidance == 0 else guidance_scope(state.guidance_interval)),
             "sampler": state.sampler.upper(),
             "steps": str(state.steps),
             "seed": f"{state.seed} " + ("lock" if state.seed_locked else "roll"),
