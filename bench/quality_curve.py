@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--n-per-class", type=int, default=50)
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--black-level", type=int, default=None)
     parser.add_argument("--guidance-interval", default=None, help="lo:hi or all (default: the sampler's default)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--min-step", type=int, default=0)
@@ -35,7 +36,7 @@ def main() -> None:
     from core.classes import CLASS_NAMES, NUM_CLASSES
     from core.evaluate import load_classifier, real_floor
     from core.evaluation_cli import evaluate_checkpoint
-    from core.sampling import DEFAULT_GUIDANCE_INTERVAL, parse_guidance_interval
+    from core.sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, parse_guidance_interval
     from core.trainer import list_checkpoints
 
     interval = DEFAULT_GUIDANCE_INTERVAL if args.guidance_interval is None else parse_guidance_interval(args.guidance_interval)
@@ -49,7 +50,8 @@ def main() -> None:
         state = read_checkpoint(path)
         generator = load_generator(path)
         result = evaluate_checkpoint(generator, classifier, args.data_dir, args.n_per_class, args.guidance, "ddim",
-                                     args.steps, floor=floor, guidance_interval=interval)
+                                     args.steps, floor=floor, guidance_interval=interval,
+                                     black_level=DEFAULT_BLACK_LEVEL if args.black_level is None else args.black_level)
         worst = min(range(NUM_CLASSES), key=lambda c: result["per_class_accuracy"][c])
         row = {"checkpoint": path.name, "minutes": state["wall_time_sec"] / 60, "step": state["step"], "epoch": state["epoch"],
                "accuracy": result["accuracy"], "worst_class": CLASS_NAMES[worst],

@@ -3,8 +3,9 @@
     python bench/quality_table.py --data-dir ../shared/data [--checkpoint PATH] [--n-per-class 100]
         [--configs ddim:50:2,ddpm:250:2,ddim:50:2:all] [--out checkpoints/evaluation.json]
 
-A config is sampler:steps:guidance[:interval], interval lo-hi or "all" (guide at every step);
-without it the default interval (core.sampling.DEFAULT_GUIDANCE_INTERVAL). Each row is what
+A config is sampler:steps:guidance[:interval[:black]], interval lo-hi, "all" (guide at every
+step) or "-" (the default interval, core.sampling.DEFAULT_GUIDANCE_INTERVAL), black the black
+level (default core.sampling.DEFAULT_BLACK_LEVEL; 0 = raw model output). Each row is what
 `fashion-tui evaluate --sampler S --steps N --guidance G [--guidance-interval lo:hi|all] --n-per-class K --seed 0`
 prints, plus the wall time to sample 16 items with that recipe on this machine.
 """
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DEFAULT_CONFIGS = ("ddim:50:0,ddim:50:1,ddim:50:2,ddim:50:3,ddim:50:5,ddim:25:0,ddim:25:2,ddim:25:5,"
-                   "ddpm:250:0,ddpm:250:2,ddpm:250:5,ddim:50:1:all,ddim:50:2:all")
+                   "ddpm:250:0,ddpm:250:2,ddpm:250:5,ddim:50:2:all:0,ddim:50:2:-:0,ddim:50:2:all")
 
 
 def main() -> None:
@@ -37,7 +38,7 @@ def main() -> None:
     from core.classes import CLASS_NAMES, NUM_CLASSES
     from core.evaluate import load_classifier, real_floor
     from core.evaluation_cli import evaluate_checkpoint
-    from core.sampling import DEFAULT_GUIDANCE_INTERVAL, SampleRequest, parse_guidance_interval, sample
+    from core.sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, SampleRequest, parse_guidance_interval, sample
 
     generator = load_generator(args.checkpoint or default_checkpoint())
     classifier = load_classifier()
@@ -50,23 +51,25 @@ def main() -> None:
     for spec in args.configs.split(","):
         sampler, steps, guidance, *rest = spec.split(":")
         steps, guidance = int(steps), float(guidance)
-        interval = parse_guidance_interval(rest[0].replace("-", ":")) if rest else DEFAULT_GUIDANCE_INTERVAL
+        interval = parse_guidance_interval(rest[0].replace("-", ":")) if rest and rest[0] != "-" else DEFAULT_GUIDANCE_INTERVAL
+        black = int(rest[1]) if len(rest) > 1 else DEFAULT_BLACK_LEVEL
         boot = [0.0] * 9 + [1.0]
         start = time.perf_counter()
         sample(generator, SampleRequest(boot, n=16, sampler=sampler, steps=steps, guidance=guidance, seed=1,
-                                        guidance_interval=interval))
+                                        guidance_interval=interval, black_level=black))
         sixteen = time.perf_counter() - start
         result = evaluate_checkpoint(generator, classifier, args.data_dir, args.n_per_class, guidance, sampler, steps,
-                                     floor=floor, guidance_interval=interval)
+                                     floor=floor, guidance_interval=interval, black_level=black)
         worst = min(range(NUM_CLASSES), key=lambda c: result["per_class_accuracy"][c])
         row = {"sampler": sampler, "steps": steps, "guidance": guidance,
-               "guidance_interval": list(interval) if interval is not None else None, "accuracy": result["accuracy"],
+               "guidance_interval": list(interval) if interval is not None else None, "black_level": black, "accuracy": result["accuracy"],
                "per_class_accuracy": result["per_class_accuracy"], "worst_class": CLASS_NAMES[worst],
                "worst_accuracy": result["per_class_accuracy"][worst], "frechet_distance": result["frechet_distance"],
                "floor": floor, "ratio": result["ratio"], "diversity_ratio": result["diversity_ratio"],
                "seconds_16_items": sixteen, "seconds_eval": result["seconds"]}
         rows.append(row)
         scope = "" if guidance == 0 else " (all)" if interval is None else f" ({interval[0]}-{interval[1]})"
+        scope += "" if black == DEFAULT_BLACK_LEVEL else f", black {black}"
         print(f"| {sampler.upper()} {steps} | {guidance:g}{scope} | {100 * row['accuracy']:.1f}% | {row['worst_class']} "
               f"{100 * row['worst_accuracy']:.0f}% | {row['frechet_distance']:.3f} ({row['ratio']:.2f}x) | "
               f"{row['diversity_ratio']:.2f} | {sixteen:.2f} s |", flush=True)

@@ -13,11 +13,11 @@ from .checkpoint import atomic_write_bytes
 from .classes import NUM_CLASSES
 from .data import load_split
 from .evaluate import EvaluationError, evaluate_generator, format_table, load_classifier, real_floor
-from .sampling import DEFAULT_GUIDANCE_INTERVAL, MAX_ITEMS, SampleRequest, sample
+from .sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_ITEMS, SampleRequest, sample
 
 
 def make_sample_fn(generator, guidance: float, sampler: str, steps: int | None, seed: int, batch: int,
-                   guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL):
+                   guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL, black_level: int = DEFAULT_BLACK_LEVEL):
     """sample_fn(class, n) for evaluate_generator: batches of <= 64 items, seeds that never overlap."""
     batch = max(1, min(batch, MAX_ITEMS))
 
@@ -27,7 +27,8 @@ def make_sample_fn(generator, guidance: float, sampler: str, steps: int | None, 
         for start in range(0, n, batch):
             size = min(batch, n - start)
             request = SampleRequest(weights, n=size, guidance=guidance, sampler=sampler, steps=steps,
-                                    seed=seed + class_index * 1_000_000 + start, guidance_interval=guidance_interval)
+                                    seed=seed + class_index * 1_000_000 + start, guidance_interval=guidance_interval,
+                                    black_level=black_level)
             chunks.append(sample(generator, request))
         return torch.cat(chunks)
 
@@ -36,20 +37,22 @@ def make_sample_fn(generator, guidance: float, sampler: str, steps: int | None, 
 
 def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guidance: float, sampler: str,
                         steps: int | None, seed: int = 0, batch: int = 64, floor: float | None = None, progress=None,
-                        guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL) -> dict:
+                        guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL,
+                        black_level: int = DEFAULT_BLACK_LEVEL) -> dict:
     test = load_split("test", data_dir)
     if floor is None:
         # like-for-like: as many real train images as generated ones (the distance is biased by sample size)
         floor = real_floor(classifier, data_dir, n_train=n_per_class * NUM_CLASSES)
     SampleRequest([1.0] + [0.0] * 9, guidance=guidance, sampler=sampler, steps=steps, seed=seed,
-                  guidance_interval=guidance_interval).validate()
+                  guidance_interval=guidance_interval, black_level=black_level).validate()
     start = time.perf_counter()
-    result = evaluate_generator(make_sample_fn(generator, guidance, sampler, steps, seed, batch, guidance_interval), classifier,
+    result = evaluate_generator(make_sample_fn(generator, guidance, sampler, steps, seed, batch, guidance_interval, black_level),
+                                classifier,
                                 test.as_float(), test.labels, n_per_class, floor=floor, progress=progress)
     seconds = time.perf_counter() - start
     result.update({
         "checkpoint": str(generator.path), "checkpoint_hash": generator.hash, "guidance": guidance, "sampler": sampler,
-        "guidance_interval": list(guidance_interval) if guidance_interval is not None else None,
+        "guidance_interval": list(guidance_interval) if guidance_interval is not None else None, "black_level": black_level,
         "steps": steps if steps is not None else SampleRequest([1.0] + [0.0] * 9, sampler=sampler).resolved_steps(),
         "seed": seed, "seconds": seconds, "seconds_per_item": seconds / (n_per_class * NUM_CLASSES),
         "floor_n_train": n_per_class * NUM_CLASSES,
@@ -77,7 +80,7 @@ def run_evaluation(args, load_generator_fn) -> int:
         raise ValueError("--n-per-class must be at least 2")
     # every cheap check before the expensive work (loading data, the real-image floor, sampling)
     SampleRequest([1.0] + [0.0] * 9, guidance=args.guidance, sampler=args.sampler, steps=args.steps, seed=args.seed,
-                  guidance_interval=args.guidance_interval).validate()
+                  guidance_interval=args.guidance_interval, black_level=args.black_level).validate()
     if args.json_out:
         check_json_out(Path(args.json_out))
     try:
@@ -91,10 +94,10 @@ def run_evaluation(args, load_generator_fn) -> int:
 
     result = evaluate_checkpoint(generator, classifier, args.eval_data_dir, args.n_per_class, args.guidance,
                                  args.sampler, args.steps, args.seed, args.batch, progress=progress,
-                                 guidance_interval=args.guidance_interval)
+                                 guidance_interval=args.guidance_interval, black_level=args.black_level)
     print()
     print(f"checkpoint {result['checkpoint']} ({result['checkpoint_hash']}), {args.sampler.upper()} {result['steps']} steps, "
-          f"guidance {args.guidance:g} ({_describe_interval(args.guidance_interval)}), {args.n_per_class} items per class, {result['seconds']:.0f} s")
+          f"guidance {args.guidance:g} ({_describe_interval(args.guidance_interval)}), black level {args.black_level}, {args.n_per_class} items per class, {result['seconds']:.0f} s")
     print(format_table(result))
     if args.json_out:
         try:

@@ -24,6 +24,7 @@ def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | 
         "classes": format_class_weights(request.class_weights),
         "guidance": request.guidance,
         "guidance_interval": list(request.guidance_interval) if request.guidance_interval is not None else None,
+        "black_level": request.black_level,
         "sampler": request.sampler,
         "steps": request.resolved_steps(),
         "seed": request.seed,
@@ -49,6 +50,12 @@ def _recipe_interval(value) -> tuple[int, int] | None:
     return (value[0], value[1])
 
 
+def _recipe_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} {value!r} is not a whole number")
+    return value
+
+
 def request_from_recipe(data: dict) -> tuple[SampleRequest, int | None]:
     """Inverse of recipe(): the request that reproduces the grid, and the item index if any."""
     if not isinstance(data, dict):
@@ -61,6 +68,7 @@ def request_from_recipe(data: dict) -> tuple[SampleRequest, int | None]:
             per_item_weights=[[float(w) for w in row] for row in data["per_item_weights"]] if data.get("per_item_weights") else None,
             # recipes written before the interval existed guided every step
             guidance_interval=_recipe_interval(data.get("guidance_interval")),
+            black_level=_recipe_int(data.get("black_level", 0), "black_level"),  # older recipes: raw output
         )
         index = data.get("index")
         index = int(index) if index is not None else None

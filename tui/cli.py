@@ -40,6 +40,8 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance g, 0-20 (0 = none; default 2)")
     p.add_argument("--guidance-interval", default=None, metavar="LO:HI",
                    help="guide only at diffusion steps LO-HI, or 'all' (default 0:600: the noisiest steps run unguided)")
+    p.add_argument("--black-level", type=int, default=4, metavar="N",
+                   help="final pixels at or below N/255 become black, 0-32 (default 4; 0 = raw model output)")
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim", help="ddim (deterministic, default 50 steps) or ddpm (strided, default 250)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default 250 for ddpm, 50 for ddim)")
     p.add_argument("--checkpoint", default=None, help="generator checkpoint (default: the shipped model)")
@@ -101,7 +103,7 @@ def cmd_generate(args) -> int:
     try:
         weights = parse_class_spec(args.class_spec)
         request = SampleRequest(weights, n=args.n, guidance=args.guidance, sampler=args.sampler, steps=args.steps, seed=args.seed,
-                                guidance_interval=args.guidance_interval).validate()
+                                guidance_interval=args.guidance_interval, black_level=args.black_level).validate()
         if args.palette not in PALETTES:
             raise ValueError(f"unknown palette {args.palette!r}; choose from {', '.join(PALETTES)}")
         if not 1 <= args.scale <= MAX_SCALE:
@@ -135,7 +137,7 @@ def cmd_info(args) -> int:
             print(json.dumps(data, indent=2, sort_keys=True))
             continue
         print(f"{name}:")
-        for key in ("classes", "guidance", "guidance_interval", "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise",
+        for key in ("classes", "guidance", "guidance_interval", "black_level", "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise",
                     "checkpoint", "checkpoint_hash", "palette", "scale", "created"):
             if key in data:
                 print(f"  {key:18} {data[key]}")

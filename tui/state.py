@@ -21,6 +21,7 @@ MAX_STEPS = 1000
 MAX_SEED = 2**31 - 1
 SAMPLERS = ("ddim", "ddpm")
 DEFAULT_GUIDANCE_INTERVAL = (0, 600)  # guidance acts at diffusion steps t <= 600 (core.sampling)
+DEFAULT_BLACK_LEVEL = 4  # final pixels <= 4/255 become black (core.sampling)
 DEFAULT_STEPS = {"ddpm": 250, "ddim": 50}
 
 SHARE_STEP = 5.0  # percent per +/- press
@@ -38,6 +39,7 @@ class GenerateState:
     shares: dict[int, float] = field(default_factory=dict)  # class -> percent; picked classes sum to 100
     guidance: float = 2.0  # g in (1+g)*cond - g*uncond; 0 = no guidance
     guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL  # None: every step (older recipes)
+    black_level: int = DEFAULT_BLACK_LEVEL  # 0 in recipes from before it
     sampler: str = "ddim"
     steps: int = DEFAULT_STEPS["ddim"]
     seed: int = 0
@@ -164,7 +166,7 @@ class GenerateState:
     def request_fields(self) -> dict:
         """Keyword arguments for core.sampling.SampleRequest (the caller validates them)."""
         return {"class_weights": self.class_weights(), "n": self.items, "guidance": self.guidance,
-                "guidance_interval": self.guidance_interval, "sampler": self.sampler, "steps": self.steps, "seed": self.seed}
+                "guidance_interval": self.guidance_interval, "black_level": self.black_level, "sampler": self.sampler, "steps": self.steps, "seed": self.seed}
 
     def apply_request(self, request) -> None:
         """Mirror a SampleRequest (from a PNG recipe) in the controls; locks the seed."""
@@ -178,6 +180,7 @@ class GenerateState:
             self.set_weights(request.class_weights)
         self.guidance = float(request.guidance)
         self.guidance_interval = request.guidance_interval
+        self.black_level = request.black_level
         self.sampler = request.sampler
         self.steps = request.resolved_steps()
         self.seed = request.seed

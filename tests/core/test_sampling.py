@@ -3,9 +3,10 @@ import torch
 
 from core.checkpoint import load_generator
 from core.sampling import (
-    DEFAULT_GUIDANCE_INTERVAL, SampleRequest, SampleRequestError, blend_weights, eval_steps_for,
-    parse_guidance_interval, sample, sample_steps,
+    DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, SampleRequest, SampleRequestError, blend_weights, eval_steps_for,
+    finish, parse_guidance_interval, sample, sample_steps,
 )
+from core.images import to_uint8
 
 BOOT = [0.0] * 9 + [1.0]
 
@@ -117,6 +118,34 @@ def test_parse_guidance_interval():
     for text in ("600", "a:b", "0:600:1", "600:0", "0:1000", ""):
         with pytest.raises(SampleRequestError, match="guidance interval"):
             parse_guidance_interval(text)
+
+
+def test_finish_sets_near_black_pixels_to_black():
+    levels = torch.arange(0, 256, dtype=torch.float32)  # every 8-bit value, as [-1, 1] floats
+    x = (levels / 127.5 - 1).reshape(1, 1, 16, 16)
+    x[0, 0, 0, :2] = torch.tensor([-3.0, 2.0])  # out of range: clamped
+    for level in (0, 4, 32):
+        pixels = to_uint8(finish(x, level)).flatten().long()
+        want = levels.long().clone()
+        want[:2] = torch.tensor([0, 255])
+        want[want <= level] = 0
+        assert torch.equal(pixels, want), level
+
+
+def test_black_level_applies_to_the_final_images_only(perturbed):
+    raw = list(sample_steps(perturbed, SampleRequest(BOOT, n=2, steps=3, black_level=0, seed=4)))
+    clean = list(sample_steps(perturbed, SampleRequest(BOOT, n=2, steps=3, seed=4)))
+    assert SampleRequest(BOOT).black_level == DEFAULT_BLACK_LEVEL == 4
+    assert all(torch.equal(a.x, b.x) for a, b in zip(raw[:-1], clean[:-1]))  # previews untouched
+    assert torch.equal(clean[-1].x, finish(raw[-1].x, 4))
+    pixels = to_uint8(clean[-1].x)
+    assert not ((pixels >= 1) & (pixels <= 4)).any()
+
+
+@pytest.mark.parametrize("level", [-1, 33, 2.0, True, "4"])
+def test_bad_black_level_is_refused(level):
+    with pytest.raises(SampleRequestError, match="black level must be a whole number 0-32"):
+        SampleRequest(BOOT, black_level=level).validate()
 
 
 def test_blend_strip_shares_noise(generator):

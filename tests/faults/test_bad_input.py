@@ -45,6 +45,8 @@ GENERATE_MISTAKES = [
     (["--guidance-interval", "600:0"], "guidance interval must satisfy 0 <= lo <= hi <= 999"),
     (["--guidance-interval", "0:1000"], "guidance interval must satisfy 0 <= lo <= hi <= 999"),
     (["--guidance-interval", "late"], "guidance interval must be lo:hi"),
+    (["--black-level", "33"], "black level must be a whole number 0-32"),
+    (["--black-level", "-1"], "black level must be a whole number 0-32"),
     (["--steps", "1"], "steps must be 2-1000"),
     (["--steps", "100000"], "steps must be 2-1000"),
     (["--steps", "-4"], "steps must be 2-1000"),

@@ -177,8 +177,12 @@ def test_guidance_interval_round_trips_and_older_recipes_guided_every_step():
     assert from_recipe(json.loads(json.dumps(custom)))[0].guidance_interval == (100, 900)
     classic = recipe(SampleRequest([1.0] + [0.0] * 9, guidance_interval=None).validate(), "0123456789abcdef", "x.pt")
     assert from_recipe(classic)[0].guidance_interval is None
-    older = {k: v for k, v in VALID.items() if k != "guidance_interval"}
-    assert from_recipe(older)[0].guidance_interval is None
+    older = {k: v for k, v in VALID.items() if k not in ("guidance_interval", "black_level")}
+    assert from_recipe(older)[0].guidance_interval is None and from_recipe(older)[0].black_level == 0
+    assert VALID["black_level"] == 4 and from_recipe(VALID)[0].black_level == 4
+    assert from_recipe(VALID | {"black_level": 0})[0].black_level == 0
+    for bad in (-1, 33, 4.0, "4", None):
+        assert from_recipe(VALID | {"black_level": bad}) is None
     for bad in ([600, 0], [0], "0:600", [0.0, 600]):
         assert from_recipe(VALID | {"guidance_interval": bad}) is None
 

@@ -21,6 +21,7 @@ def test_limits_mirror_core():
     assert set(tui_state.SAMPLERS) == set(core.sampling.SAMPLERS)
     assert tui_state.DEFAULT_STEPS == core.sampling.DEFAULT_STEPS
     assert tui_state.DEFAULT_GUIDANCE_INTERVAL == core.sampling.DEFAULT_GUIDANCE_INTERVAL
+    assert tui_state.DEFAULT_BLACK_LEVEL == core.sampling.DEFAULT_BLACK_LEVEL
     assert PALETTE_NAMES == core.images.PALETTES
 
 
@@ -98,11 +99,12 @@ def test_shares_of_picked_classes_always_sum_to_100(ops):
 
 def test_apply_request_mirrors_a_recipe():
     request = core.sampling.SampleRequest([0, 0, 0, 0, 0, 0, 0, 0.7, 0, 0.3], n=9, guidance=3.5, sampler="ddpm",
-                                          steps=20, seed=123, guidance_interval=None).validate()
+                                          steps=20, seed=123, guidance_interval=None, black_level=0).validate()
     state = GenerateState(seed_locked=False)
     assert state.guidance_interval == (0, 600)
     state.apply_request(request)
     assert state.guidance_interval is None and state.request_fields()["guidance_interval"] is None
+    assert state.black_level == 0 and state.request_fields()["black_level"] == 0
     assert state.picked == [7, 9]
     assert state.class_weights() == pytest.approx(request.class_weights)
     assert (state.items, state.guidance, state.sampler, state.steps, state.seed, state.seed_locked) == \
