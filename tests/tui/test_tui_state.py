@@ -109,3 +109,11 @@ def test_apply_request_mirrors_a_recipe():
     assert state.class_weights() == pytest.approx(request.class_weights)
     assert (state.items, state.guidance, state.sampler, state.steps, state.seed, state.seed_locked) == \
            (9, 3.5, "ddpm", 20, 123, True)
+
+
+def test_guidance_row_says_when_a_recipe_guides_other_steps():
+    from tui.widgets.controls import guidance_scope
+
+    assert guidance_scope(tui_state.DEFAULT_GUIDANCE_INTERVAL) == ""
+    assert guidance_scope(None) == " all"
+    assert guidance_scope((100, 900)) == " 100-900"
