@@ -39,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance g, 0-20 (0 = none; default 2)")
     p.add_argument("--guidance-interval", default=None, metavar="LO:HI",
-                   help="guide only at diffusion steps LO-HI, or 'all' (default 0:600: the noisiest steps run unguided)")
+                   help="guide only at diffusion steps LO-HI, or 'all' (default 0:500: the noisier half runs unguided)")
     p.add_argument("--black-level", type=int, default=4, metavar="N",
                    help="final pixels at or below N/255 become black, 0-32 (default 4; 0 = raw model output)")
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim", help="ddim (deterministic, default 50 steps) or ddpm (strided, default 250)")

@@ -20,7 +20,7 @@ MAX_ITEMS = 64
 MAX_STEPS = 1000
 MAX_SEED = 2**31 - 1
 SAMPLERS = ("ddim", "ddpm")
-DEFAULT_GUIDANCE_INTERVAL = (0, 600)  # guidance acts at diffusion steps t <= 600 (core.sampling)
+DEFAULT_GUIDANCE_INTERVAL = (0, 500)  # guidance acts at diffusion steps t <= 500 (core.sampling)
 DEFAULT_BLACK_LEVEL = 4  # final pixels <= 4/255 become black (core.sampling)
 DEFAULT_STEPS = {"ddpm": 250, "ddim": 50}
 

@@ -101,7 +101,7 @@ def test_apply_request_mirrors_a_recipe():
     request = core.sampling.SampleRequest([0, 0, 0, 0, 0, 0, 0, 0.7, 0, 0.3], n=9, guidance=3.5, sampler="ddpm",
                                           steps=20, seed=123, guidance_interval=None, black_level=0).validate()
     state = GenerateState(seed_locked=False)
-    assert state.guidance_interval == (0, 600)
+    assert state.guidance_interval == (0, 500)
     state.apply_request(request)
     assert state.guidance_interval is None and state.request_fields()["guidance_interval"] is None
     assert state.black_level == 0 and state.request_fields()["black_level"] == 0
