@@ -163,7 +163,7 @@ def cmd_app(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "guidance_interval", None) is not None or args.command in ("generate", "evaluate"):
+    if args.command in ("generate", "evaluate"):  # the subcommands that sample; "LO:HI"/"all"/None -> interval
         from core.sampling import DEFAULT_GUIDANCE_INTERVAL, SampleRequestError, parse_guidance_interval
 
         try:
