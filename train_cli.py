@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="folder holding FashionMNIST/raw/ (default $FASHION_TUI_DATA or ./data)")
     p.add_argument("--download", action="store_true", help="download Fashion-MNIST into --data-dir if missing (needs network)")
     p.add_argument("--run-dir", default="runs/default", help="where checkpoints, metrics.jsonl and sample grids go")
-    p.add_argument("--preset", default="fast", choices=sorted(PRESETS), help="model recipe: fast (default), seed (the original), tiny")
+    p.add_argument("--preset", default="fast", choices=sorted(PRESETS), help="model recipe: fast (default), wide (wider 7x7 level), seed (the original), tiny")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="per process; global batch = this x world size")
     p.add_argument("--lr", type=float, default=TrainConfig.lr)

@@ -38,7 +38,7 @@ def test_v_predictor_inverts_the_v_target():
     assert torch.allclose(predictor.predict_noise(v, xt, t), noise, atol=1e-3)
 
 
-@pytest.mark.parametrize("preset", ["tiny", "fast", "seed"])
+@pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_unet_shapes_and_variance_range(preset):
     p = PRESETS[preset]
     model = Denoiser(p.model, p.diffusion)
