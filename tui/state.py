@@ -131,6 +131,11 @@ class GenerateState:
         low, high = GUIDANCE_RANGE
         self.set_guidance(min(high, max(low, round(self.guidance + delta, 3))))
 
+    def toggle_guidance_scope(self) -> None:
+        """Default interval (t <= 500) -> every step (classic CFG) -> default; a recipe's own interval -> default."""
+        default = tuple(self.guidance_interval or ()) == DEFAULT_GUIDANCE_INTERVAL
+        self.guidance_interval = None if default else DEFAULT_GUIDANCE_INTERVAL
+
     def toggle_sampler(self) -> None:
         was_default = self.steps == DEFAULT_STEPS[self.sampler]
         self.sampler = "ddpm" if self.sampler == "ddim" else "ddim"

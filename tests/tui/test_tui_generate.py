@@ -43,6 +43,27 @@ async def test_pick_mix_guidance_and_generate_shows_the_sampled_pixels(make_app,
         assert "4 items" in helpers.status_text(app)
 
 
+async def test_i_switches_guidance_to_every_step_and_the_request_follows(make_app, tiny_checkpoint, helpers):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        screen = app.screen
+        assert " all" not in str(screen.controls.render())
+        await pilot.press("space", "i")  # pick T-shirt/top, then guide every step
+        assert screen.state.guidance_interval is None
+        assert " all" in str(screen.controls.render()) and "every step" in helpers.status_text(app)
+        await pilot.press("g")
+        await helpers.generated(pilot)
+        request = screen.result.request
+        assert request.guidance_interval is None
+        expected = sample(load_generator(tiny_checkpoint), SampleRequest(**{
+            "class_weights": request.class_weights, "n": request.n, "guidance": request.guidance,
+            "steps": request.resolved_steps(), "seed": request.seed, "guidance_interval": None}))
+        assert screen.grid.pixels == to_uint8(expected[:, 0]).numpy().tobytes()
+        await pilot.press("i")
+        assert screen.state.guidance_interval == (0, 500) and "t <= 500" in helpers.status_text(app)
+
+
 async def test_typed_share_guidance_and_a_ratio_of_zero(make_app, helpers):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:

@@ -117,3 +117,14 @@ def test_guidance_row_says_when_a_recipe_guides_other_steps():
     assert guidance_scope(tui_state.DEFAULT_GUIDANCE_INTERVAL) == ""
     assert guidance_scope(None) == " all"
     assert guidance_scope((100, 900)) == " 100-900"
+
+
+def test_toggle_guidance_scope_cycles_between_the_default_interval_and_every_step():
+    state = GenerateState()
+    state.toggle_guidance_scope()
+    assert state.guidance_interval is None
+    state.toggle_guidance_scope()
+    assert state.guidance_interval == tui_state.DEFAULT_GUIDANCE_INTERVAL
+    state.guidance_interval = (100, 900)  # a reproduced recipe's own interval goes back to the default
+    state.toggle_guidance_scope()
+    assert state.guidance_interval == tui_state.DEFAULT_GUIDANCE_INTERVAL

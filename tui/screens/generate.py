@@ -68,6 +68,8 @@ class GenerateScreen(Screen):
         Binding("p", "palette", "Palette", show=False, tooltip="next palette: grey, inverted, magma, viridis, ice"),
         Binding("left_square_bracket", "guidance(-1)", "Guidance -0.5", show=False, tooltip="0 = no guidance"),
         Binding("right_square_bracket", "guidance(1)", "Guidance +0.5", show=False, tooltip="up to 20"),
+        Binding("i", "guidance_scope", "Guidance interval", show=False,
+                tooltip="guide only steps t <= 500 (default: varied items) or every step (classic CFG: closer to prototypes)"),
         Binding("s", "sampler", "DDIM/DDPM", show=False,
                 tooltip="sampler: DDIM (deterministic, 50 steps) or DDPM (fresh noise each step, 250 steps)"),
         Binding("r", "reroll", "Re-roll seed", show=False, tooltip="a new random seed (item i uses seed + i)"),
@@ -210,6 +212,13 @@ class GenerateScreen(Screen):
     def action_guidance(self, direction: int) -> None:
         self.state.nudge_guidance(direction * GUIDANCE_STEP)  # clamps to 0-20
         self._after_setting("guidance")
+
+    def action_guidance_scope(self) -> None:
+        self.state.toggle_guidance_scope()
+        self._after_setting("guidance")
+        interval = self.state.guidance_interval
+        self.say("guidance at every step (classic CFG)" if interval is None
+                 else f"guidance at steps t <= {interval[1]} only (default)")
 
     def action_sampler(self) -> None:
         self.state.toggle_sampler()
