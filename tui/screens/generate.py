@@ -24,7 +24,7 @@ from core.classes import SHORT_NAMES
 from ..messages import (ExportDone, ExportFailed, ModelFailed, ModelLoaded, PalettesLoaded, RecipeFailed,
                         RecipeLoaded, SampleDone, SampleProgress, SampleStopped)
 from ..pixels import GREY_PALETTE
-from ..state import GUIDANCE_STEP, GenerateState, InputError
+from ..state import DEFAULT_GUIDANCE_INTERVAL, GUIDANCE_STEP, GenerateState, InputError
 from ..widgets.controls import ClassControls
 from ..widgets.item_grid import ItemGrid
 from ..widgets.status_line import StatusLine
@@ -69,7 +69,8 @@ class GenerateScreen(Screen):
         Binding("left_square_bracket", "guidance(-1)", "Guidance -0.5", show=False, tooltip="0 = no guidance"),
         Binding("right_square_bracket", "guidance(1)", "Guidance +0.5", show=False, tooltip="up to 20"),
         Binding("i", "guidance_scope", "Guidance interval", show=False,
-                tooltip="guide only steps t <= 500 (default: varied items) or every step (classic CFG: closer to prototypes)"),
+                tooltip=f"guide only steps t <= {DEFAULT_GUIDANCE_INTERVAL[1]} (default: varied items) "
+                        "or every step (classic CFG: closer to prototypes)"),
         Binding("s", "sampler", "DDIM/DDPM", show=False,
                 tooltip="sampler: DDIM (deterministic, 50 steps) or DDPM (fresh noise each step, 250 steps)"),
         Binding("r", "reroll", "Re-roll seed", show=False, tooltip="a new random seed (item i uses seed + i)"),
