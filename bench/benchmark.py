@@ -31,11 +31,13 @@ def time_import(module: str) -> float:
 
 
 def main() -> None:
+    from core.config import DEFAULT_PRESET
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--train-steps", type=int, default=20)
-    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--preset", default=DEFAULT_PRESET)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 

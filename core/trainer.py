@@ -32,7 +32,7 @@ from . import checkpoint as ckpt
 from . import distributed
 from .checkpoint import CheckpointError, atomic_save, atomic_write_bytes, read_checkpoint
 from .classes import NUM_CLASSES
-from .config import PRESETS, DiffusionConfig, ModelConfig, TrainConfig, as_dict
+from .config import DEFAULT_PRESET, PRESETS, DiffusionConfig, ModelConfig, TrainConfig, as_dict
 from .data import DeviceBatches, load_split
 from .diffusion import DiffusionObjective
 from .model import Denoiser
@@ -108,7 +108,7 @@ class Trainer:
         resume: bool = False,
         download: bool = False,
         on_event: Callable[[TrainEvent], None] | None = None,
-        preset: str = "fast",
+        preset: str = DEFAULT_PRESET,
         data=None,  # an already loaded FashionMNIST split (tests)
         rank: int = 0,
         world_size: int = 1,

@@ -10,6 +10,8 @@ from textual import events, on
 from textual.app import App
 from textual.binding import Binding
 
+from core.config import DEFAULT_PRESET
+
 from .commands import ActionsProvider
 from .messages import OpenCheckpoint
 from .screens.generate import GenerateScreen
@@ -31,7 +33,7 @@ class AppOptions:
     steps: int | None = None  # None: the sampler's default
     items: int = 16
     runs_root: str = "runs"  # trainings started from the monitor go to runs_root/tui-YYYYmmdd-HHMMSS
-    train_preset: str = "fast"
+    train_preset: str = DEFAULT_PRESET
     train_overrides: dict = field(default_factory=dict)  # extra TrainConfig fields
 
     @classmethod

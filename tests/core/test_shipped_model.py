@@ -1,0 +1,57 @@
+"""The shipped default model, as a fresh user meets it: `fashion-tui generate --class boot` run from an
+unrelated directory, with no --checkpoint and no dataset, writes PNGs that the shipped classifier reads
+as ankle boots, and each PNG names the shipped checkpoint.
+
+Short DDIM runs keep this quick; the full evaluation lives in bench/quality_table.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from core.checkpoint import DEFAULT_MODEL_NAME, default_checkpoint, load_generator
+from core.classes import CLASS_NAMES
+from core.evaluate import default_classifier_path, load_classifier, predict
+from core.images import read_metadata
+
+REPO = Path(__file__).resolve().parents[2]
+BOOT = CLASS_NAMES.index("Ankle boot")
+
+
+def _generate_command() -> list[str]:
+    script = Path(sys.executable).with_name("fashion-tui")  # the installed console script, when there is one
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tui.cli"]
+
+
+def test_shipped_files_are_the_default_and_small():
+    path = default_checkpoint()
+    assert path.name == DEFAULT_MODEL_NAME and path.parent == REPO / "checkpoints"
+    assert path.stat().st_size < 10 * 2**20
+    generator = load_generator(path)
+    assert all(p.dtype == torch.float32 for p in generator.denoiser.parameters())  # 16-bit on disk, float32 to run
+    assert default_classifier_path().parent == REPO / "checkpoints"
+
+
+def test_generate_boots_from_anywhere_without_data(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASHION")}
+    env["PYTHONPATH"] = str(REPO)  # only used by the `-m tui.cli` fallback
+    env["OMP_NUM_THREADS"] = "2"
+    command = _generate_command() + ["generate", "--class", "boot", "--n", "8", "--steps", "20", "--seed", "3", "--out", "boots"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+    items = sorted(p for p in (tmp_path / "boots").glob("*.png") if not p.name.startswith("grid_"))
+    assert len(items) == 8
+    recipe = read_metadata(items[0])
+    assert recipe["checkpoint_hash"] == load_generator(default_checkpoint()).hash
+
+    pixels = torch.stack([torch.tensor(list(Image.open(p).convert("L").getdata()), dtype=torch.float32).view(1, 28, 28)
+                          for p in items])
+    predicted = predict(load_classifier(), pixels / 127.5 - 1.0)
+    assert int((predicted == BOOT).sum()) >= 7, [CLASS_NAMES[i] for i in predicted.tolist()]
