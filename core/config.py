@@ -89,8 +89,8 @@ PRESETS: dict[str, Preset] = {
     ),
     # The default and the shipped model: the fast recipe with a wider 7x7 level (96 -> 128
     # channels, 2.06M parameters, ~0.8x the training speed), more capacity where the global shape
-    # is decided. It learns as fast per minute and follows the asked-for class more closely
-    # (see checkpoints/README.md).
+    # is decided. Step for step it learns like `fast`, and the trained model follows the
+    # asked-for class more closely (see checkpoints/README.md).
     "wide": Preset(model=ModelConfig(channels=(64, 128))),
     # A tiny model for tests and smoke runs.
     "tiny": Preset(model=ModelConfig(channels=(16, 32), time_dim=32, class_dim=16, groups=4, mid_attention=False)),
