@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from ..state import DEFAULT_GUIDANCE_INTERVAL
 from ..widgets.controls import ClassControls
 from ..widgets.item_grid import ItemGrid
 from ..widgets.too_small import TooSmall
@@ -22,7 +23,9 @@ TYPING = [
 
 ABOUT = (
     "Guidance g is classifier-free guidance: the model predicts (1+g)·cond − g·uncond, so g = 0 means no "
-    "guidance and larger g follows the chosen classes harder (default 2). It acts on diffusion steps t <= 500; the noisier half runs unguided, which keeps items varied (i switches to guiding every step, shown as 'all' after g). DDIM is deterministic (50 steps by "
+    "guidance and larger g follows the chosen classes harder (default 2). "
+    f"It acts on diffusion steps t <= {DEFAULT_GUIDANCE_INTERVAL[1]}; the noisier steps run unguided, which keeps items "
+    "varied (i switches to guiding every step, shown as 'all' after g). DDIM is deterministic (50 steps by "
     "default); DDPM adds fresh noise each step (250 steps). Item i uses seed + i; a blend strip shares one seed. "
     "Exports are 8x nearest-neighbour PNGs whose metadata holds the recipe (o re-opens one)."
 )
