@@ -24,10 +24,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def time_import(module: str) -> float:
+def time_import(module: str) -> str:
+    """Seconds to import `module` in a fresh interpreter, or why it could not be imported (a GPU
+    box with only the core dependencies has no Textual, say): the other figures still print."""
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    return float(out.stdout.strip())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["failed"])[-1]
+        return f"n/a ({last})"
+    return f"{float(out.stdout.strip()):.2f} s"
 
 
 def main() -> None:
@@ -98,9 +103,9 @@ def main() -> None:
     rows.append(("peak resident memory (this process)", f"{peak_rss_mb():.0f} MB"))
     if device.type == "cuda":
         rows.append(("peak CUDA memory", f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MB"))
-    rows.append(("import torch", f"{time_import('torch'):.2f} s"))
-    rows.append(("import core.sampling (generation path, no torchvision)", f"{time_import('core.sampling'):.2f} s"))
-    rows.append(("import tui.app (first frame path, no torch)", f"{time_import('tui.app'):.2f} s"))
+    rows.append(("import torch", time_import("torch")))
+    rows.append(("import core.sampling (generation path, no torchvision)", time_import("core.sampling")))
+    rows.append(("import tui.app (first frame path, no torch)", time_import("tui.app")))
 
     width = max(len(r[0]) for r in rows)
     print(f"{'figure':<{width}}  value")

@@ -193,6 +193,29 @@ class _ItemNoise:
         return noise.expand(self.n, *item_shape).contiguous() if self.shared else noise
 
 
+def make_sampler(denoiser, config, sampler_name: str, steps: int, noise, device: torch.device):
+    """The torchmultimodal sampler around `denoiser`, ready on `device`, and the timesteps it visits.
+
+    noise(shape, dtype) supplies every draw (the schedule's noise_source), so no global RNG is used."""
+    schedule = make_schedule(config)
+    schedule.noise_source = lambda x_like: noise(x_like.shape, x_like.dtype).to(x_like.device)  # no global RNG
+    predictor = make_predictor(config, schedule, clamp=True)
+    eval_steps = eval_steps_for(sampler_name, steps, config.steps)
+    if sampler_name == "ddpm":
+        sampler = DDPModule(denoiser, schedule, predictor, eval_steps=eval_steps, progress_bar=False)
+        timesteps = eval_steps.flip(0).tolist()
+    else:
+        sampler = DDIModule(denoiser, schedule, predictor, eval_steps=eval_steps, progress_bar=False, eta=0.0)
+        timesteps = eval_steps.flip(0)[:-1].tolist()
+    # DDPModule builds its strided-step tables (eval_steps, eval_steps_map) as CPU buffers and
+    # indexes them with the timestep tensor, which lives on the sampling device: on a GPU that
+    # raised "indices should be either on cpu or on the same device". Move only these buffers;
+    # sampler.to() would also walk the shared denoiser, which is already on the device.
+    for name, buffer in list(sampler.named_buffers(recurse=False)):
+        setattr(sampler, name, buffer.to(device))
+    return sampler.eval(), timesteps
+
+
 def sample_steps(generator: Generator, request: SampleRequest, device: str | torch.device | None = None) -> Iterator[SampleStep]:
     """Yield a SampleStep after every denoising step; the last one holds the final images in [-1, 1]."""
     request.validate()
@@ -203,18 +226,7 @@ def sample_steps(generator: Generator, request: SampleRequest, device: str | tor
     steps = request.resolved_steps()
     noise = _ItemNoise(request.seed, request.n, request.shared_noise)
 
-    schedule = make_schedule(config)
-    schedule.noise_source = lambda x_like: noise(x_like.shape, x_like.dtype).to(x_like.device)  # no global RNG
-    predictor = make_predictor(config, schedule, clamp=True)
-    eval_steps = eval_steps_for(request.sampler, steps, config.steps)
-    if request.sampler == "ddpm":
-        sampler = DDPModule(denoiser, schedule, predictor, eval_steps=eval_steps, progress_bar=False)
-        timesteps = eval_steps.flip(0).tolist()
-    else:
-        sampler = DDIModule(denoiser, schedule, predictor, eval_steps=eval_steps, progress_bar=False, eta=0.0)
-        timesteps = eval_steps.flip(0)[:-1].tolist()
-    sampler.eval()
-
+    sampler, timesteps = make_sampler(denoiser, config, request.sampler, steps, noise, device)
     x = noise((request.n, 1, 28, 28)).to(device)  # x_T ~ N(0, I)
     condition = {"class_weights": request.weight_matrix().to(device)}
     steps_iter = sampler.generator(x, condition)

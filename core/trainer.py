@@ -160,7 +160,8 @@ class Trainer:
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.objective = DiffusionObjective(self.model, diffusion_config)
+        # .to(): DDPModule keeps CPU buffers (its step tables); DDP broadcasts buffers at start
+        self.objective = DiffusionObjective(self.model, diffusion_config).to(self.device)
         self.train_module = self._wrap_distributed(self.objective)  # DDP broadcasts rank 0's weights here too
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
         self.step, self.wall_time_before = 0, 0.0

@@ -4,7 +4,7 @@ import torch
 from core.checkpoint import load_generator
 from core.sampling import (
     DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, SampleRequest, SampleRequestError, blend_weights, eval_steps_for,
-    finish, parse_guidance_interval, sample, sample_steps,
+    finish, make_sampler, parse_guidance_interval, sample, sample_steps,
 )
 from core.images import to_uint8
 
@@ -193,3 +193,24 @@ def test_concurrent_samplers_keep_their_own_guidance(tiny_checkpoint):
     # paused iterators must not leave their inference mode / autocast on in the caller's thread
     assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
     assert not torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_sampler_step_tables_live_on_the_sampling_device(generator, sampler):
+    # DDPModule indexes its step tables with the timestep tensor, which lives on the sampling
+    # device; CPU tables made DDPM sampling fail on a GPU. "meta" stands in for a device here.
+    noise = lambda shape, dtype=torch.float32: torch.zeros(shape, dtype=dtype)
+    module, timesteps = make_sampler(generator.denoiser, generator.diffusion_config, sampler, 6, noise, torch.device("meta"))
+    buffers = dict(module.named_buffers(recurse=False))
+    assert {"eval_steps", "eval_steps_map"} <= set(buffers) if sampler == "ddpm" else "eval_steps" in buffers
+    assert all(b.device.type == "meta" for b in buffers.values())
+    assert len(timesteps) == 6 and not module.training
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_sampling_on_cuda_matches_the_request(tiny_checkpoint, sampler):
+    gpu = load_generator(tiny_checkpoint, "cuda")
+    images = sample(gpu, SampleRequest(BOOT, n=3, sampler=sampler, steps=5, seed=2))
+    assert images.shape == (3, 1, 28, 28) and images.device.type == "cpu"
+    assert bool(torch.isfinite(images).all()) and images.min() >= -1 and images.max() <= 1

@@ -114,3 +114,12 @@ def test_fresh_run_refuses_to_clobber_an_existing_run(tmp_path, fake_data_dir):
     with pytest.raises(TrainingError, match="--resume"):
         Trainer(tmp_path / "r", config(epochs=1), preset="tiny", data_dir=fake_data_dir)
     assert sorted(p.name for p in (tmp_path / "r/checkpoints").iterdir()) == before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_cuda_keeps_every_tensor_on_the_gpu(tmp_path, fake_data_dir):
+    trainer = Trainer(tmp_path / "gpu", config(device="cuda", max_steps=3), preset="tiny", data_dir=fake_data_dir)
+    assert all(t.device.type == "cuda" for t in [*trainer.objective.parameters(), *trainer.objective.buffers()])
+    result = trainer.run()
+    assert result["step"] == 3 and json.loads((tmp_path / "gpu" / "run.json").read_text())["device"].startswith("cuda")
+    assert load_generator(result["checkpoint"]).info["step"] == 3
