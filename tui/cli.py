@@ -37,9 +37,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    from .state import DEFAULT_GUIDANCE_INTERVAL  # no torch: --help stays quick
+
+    lo, hi = DEFAULT_GUIDANCE_INTERVAL
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance g, 0-20 (0 = none; default 2)")
     p.add_argument("--guidance-interval", default=None, metavar="LO:HI",
-                   help="guide only at diffusion steps LO-HI, or 'all' (default 0:500: the noisier half runs unguided)")
+                   help=f"guide only at diffusion steps LO-HI, or 'all' (default {lo}:{hi}: the noisier steps and the last one run unguided)")
     p.add_argument("--black-level", type=int, default=4, metavar="N",
                    help="final pixels at or below N/255 become black, 0-32 (default 4; 0 = raw model output)")
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim", help="ddim (deterministic, default 50 steps) or ddpm (strided, default 250)")
@@ -74,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="score a generator with the shipped classifier")
     e.add_argument("--n-per-class", type=int, default=100)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0,
+                   help="item i of class c uses seed + c*1000000 + i (default 0); seeds closer than --n-per-class "
+                        "share items, so take them that far apart for independent samples")
     e.add_argument("--data-dir", dest="eval_data_dir", default=None, help="Fashion-MNIST folder (for the real test set)")
     e.add_argument("--classifier", default=None, help="classifier checkpoint (default: checkpoints/classifier.pt)")
     e.add_argument("--json-out", default=None, help="also write the result as JSON here")

@@ -20,9 +20,18 @@ MAX_ITEMS = 64
 MAX_STEPS = 1000
 MAX_SEED = 2**31 - 1
 SAMPLERS = ("ddim", "ddpm")
-DEFAULT_GUIDANCE_INTERVAL = (0, 500)  # guidance acts at diffusion steps t <= 500 (core.sampling)
+DEFAULT_GUIDANCE_INTERVAL = (21, 400)  # guidance acts at diffusion steps 21 <= t <= 400 (core.sampling)
 DEFAULT_BLACK_LEVEL = 4  # final pixels <= 4/255 become black (core.sampling)
 DEFAULT_STEPS = {"ddpm": 250, "ddim": 50}
+
+
+def describe_interval(interval) -> str:
+    """'every step' for None, else the steps it guides: 't <= 500' or 't 21-400'."""
+    if interval is None:
+        return "every step"
+    lo, hi = interval
+    return f"t <= {hi}" if lo == 0 else f"t {lo}-{hi}"
+
 
 SHARE_STEP = 5.0  # percent per +/- press
 GUIDANCE_STEP = 0.5
@@ -132,7 +141,7 @@ class GenerateState:
         self.set_guidance(min(high, max(low, round(self.guidance + delta, 3))))
 
     def toggle_guidance_scope(self) -> None:
-        """Default interval (t <= 500) -> every step (classic CFG) -> default; a recipe's own interval -> default."""
+        """Default interval -> every step (classic CFG) -> default; a recipe's own interval -> default."""
         default = tuple(self.guidance_interval or ()) == DEFAULT_GUIDANCE_INTERVAL
         self.guidance_interval = None if default else DEFAULT_GUIDANCE_INTERVAL
 

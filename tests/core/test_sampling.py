@@ -84,7 +84,7 @@ def test_guidance_interval_selects_the_steps_that_are_guided(perturbed):
     def run(guidance, interval):
         return sample(perturbed, SampleRequest(BOOT, n=2, steps=4, guidance=guidance, guidance_interval=interval, seed=3))
 
-    assert SampleRequest(BOOT).guidance_interval == DEFAULT_GUIDANCE_INTERVAL == (0, 500)
+    assert SampleRequest(BOOT).guidance_interval == DEFAULT_GUIDANCE_INTERVAL == (21, 400)
     classic, unguided = run(5.0, None), run(5.0, (0, 0))  # DDIM 4 evaluates t = 999, 749, 500, 250: none is t=0
     assert torch.equal(run(5.0, (0, 999)), classic)
     assert torch.equal(unguided, run(0.0, None))

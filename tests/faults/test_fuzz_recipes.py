@@ -171,8 +171,10 @@ def test_a_valid_recipe_round_trips():
 
 
 def test_guidance_interval_round_trips_and_older_recipes_guided_every_step():
-    assert VALID["guidance_interval"] == [0, 500]
-    assert from_recipe(VALID)[0].guidance_interval == (0, 500)
+    assert VALID["guidance_interval"] == [21, 400]
+    assert from_recipe(VALID)[0].guidance_interval == (21, 400)
+    earlier = recipe(SampleRequest([1.0] + [0.0] * 9, guidance_interval=(0, 500)).validate(), "0123456789abcdef", "x.pt")
+    assert from_recipe(json.loads(json.dumps(earlier)))[0].guidance_interval == (0, 500)  # the old default is kept
     custom = recipe(SampleRequest([1.0] + [0.0] * 9, guidance_interval=(100, 900)).validate(), "0123456789abcdef", "x.pt")
     assert from_recipe(json.loads(json.dumps(custom)))[0].guidance_interval == (100, 900)
     classic = recipe(SampleRequest([1.0] + [0.0] * 9, guidance_interval=None).validate(), "0123456789abcdef", "x.pt")

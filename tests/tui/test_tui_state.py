@@ -101,7 +101,7 @@ def test_apply_request_mirrors_a_recipe():
     request = core.sampling.SampleRequest([0, 0, 0, 0, 0, 0, 0, 0.7, 0, 0.3], n=9, guidance=3.5, sampler="ddpm",
                                           steps=20, seed=123, guidance_interval=None, black_level=0).validate()
     state = GenerateState(seed_locked=False)
-    assert state.guidance_interval == (0, 500)
+    assert state.guidance_interval == (21, 400)
     state.apply_request(request)
     assert state.guidance_interval is None and state.request_fields()["guidance_interval"] is None
     assert state.black_level == 0 and state.request_fields()["black_level"] == 0
@@ -117,6 +117,13 @@ def test_guidance_row_says_when_a_recipe_guides_other_steps():
     assert guidance_scope(tui_state.DEFAULT_GUIDANCE_INTERVAL) == ""
     assert guidance_scope(None) == " all"
     assert guidance_scope((100, 900)) == " 100-900"
+    assert guidance_scope((0, 500)) == " 0-500"  # the default of earlier releases, kept by their PNG recipes
+
+
+def test_describe_interval_names_the_guided_steps():
+    assert tui_state.describe_interval(None) == "every step"
+    assert tui_state.describe_interval((0, 500)) == "t <= 500"
+    assert tui_state.describe_interval((21, 400)) == "t 21-400"
 
 
 def test_toggle_guidance_scope_cycles_between_the_default_interval_and_every_step():

@@ -24,7 +24,7 @@ from core.classes import SHORT_NAMES
 from ..messages import (ExportDone, ExportFailed, ModelFailed, ModelLoaded, PalettesLoaded, RecipeFailed,
                         RecipeLoaded, SampleDone, SampleProgress, SampleStopped)
 from ..pixels import GREY_PALETTE
-from ..state import DEFAULT_GUIDANCE_INTERVAL, GUIDANCE_STEP, GenerateState, InputError
+from ..state import DEFAULT_GUIDANCE_INTERVAL, GUIDANCE_STEP, GenerateState, InputError, describe_interval
 from ..widgets.controls import ClassControls
 from ..widgets.item_grid import ItemGrid
 from ..widgets.status_line import StatusLine
@@ -69,7 +69,7 @@ class GenerateScreen(Screen):
         Binding("left_square_bracket", "guidance(-1)", "Guidance -0.5", show=False, tooltip="0 = no guidance"),
         Binding("right_square_bracket", "guidance(1)", "Guidance +0.5", show=False, tooltip="up to 20"),
         Binding("i", "guidance_scope", "Guidance interval", show=False,
-                tooltip=f"guide only steps t <= {DEFAULT_GUIDANCE_INTERVAL[1]} (default: varied items) "
+                tooltip=f"guide only steps {describe_interval(DEFAULT_GUIDANCE_INTERVAL)} (default: varied items) "
                         "or every step (classic CFG: closer to prototypes)"),
         Binding("s", "sampler", "DDIM/DDPM", show=False,
                 tooltip="sampler: DDIM (deterministic, 50 steps) or DDPM (fresh noise each step, 250 steps)"),
@@ -219,7 +219,7 @@ class GenerateScreen(Screen):
         self._after_setting("guidance")
         interval = self.state.guidance_interval
         self.say("guidance at every step (classic CFG)" if interval is None
-                 else f"guidance at steps t <= {interval[1]} only (default)")
+                 else f"guidance at steps {describe_interval(interval)} only (default)")
 
     def action_sampler(self) -> None:
         self.state.toggle_sampler()

@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ..state import DEFAULT_GUIDANCE_INTERVAL
+from ..state import DEFAULT_GUIDANCE_INTERVAL, describe_interval
 from ..widgets.controls import ClassControls
 from ..widgets.item_grid import ItemGrid
 from ..widgets.too_small import TooSmall
@@ -24,8 +24,9 @@ TYPING = [
 ABOUT = (
     "Guidance g is classifier-free guidance: the model predicts (1+g)·cond − g·uncond, so g = 0 means no "
     "guidance and larger g follows the chosen classes harder (default 2). "
-    f"It acts on diffusion steps t <= {DEFAULT_GUIDANCE_INTERVAL[1]}; the noisier steps run unguided, which keeps items "
-    "varied (i switches to guiding every step, shown as 'all' after g). DDIM is deterministic (50 steps by "
+    f"It acts on diffusion steps {describe_interval(DEFAULT_GUIDANCE_INTERVAL)}; the noisier steps run unguided, which keeps items "
+    "varied, and so does the last one, which keeps the final pixels from being overdrawn (i switches to guiding every "
+    "step, shown as 'all' after g). DDIM is deterministic (50 steps by "
     "default); DDPM adds fresh noise each step (250 steps). Item i uses seed + i; a blend strip shares one seed. "
     "Exports are 8x nearest-neighbour PNGs whose metadata holds the recipe (o re-opens one)."
 )
