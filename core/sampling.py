@@ -36,8 +36,9 @@ MAX_SEED = 2**31 - 1
 # (guidance in a limited interval, Kynkaenniemi et al. 2024). The noisiest 60% of the trajectory
 # unguided keeps shapes varied; the last step unguided (DDIM 50's call at t=20, DDPM's t <= 20,
 # noise std <= 0.08) stops guidance from overdrawing the final pixels. On the shipped model at g=2,
-# DDIM 50, 300 items per class, two seeds: Frechet distance 0.46 against 0.81 for t <= 500, for
-# 0.6 points of accuracy (98.7%, worst class 96%): see checkpoints/README.md. None = every step.
+# DDIM 50, 300 items per class: Frechet distance 0.46-0.47 against 0.81-0.83 for t <= 500, for
+# 0.6-0.7 points of accuracy (98.3-98.7%, worst class 94-96%): see checkpoints/README.md.
+# None = every step.
 DEFAULT_GUIDANCE_INTERVAL = (21, 400)
 # Fashion-MNIST backgrounds are exactly black (half of all its pixels are 0, only 3% are 1-8/255);
 # the model's final x_0 leaves a faint haze of 1-8/255 there. Final pixels at or below this level

@@ -26,11 +26,11 @@ DEFAULT_STEPS = {"ddpm": 250, "ddim": 50}
 
 
 def describe_interval(interval) -> str:
-    """'every step' for None, else the steps it guides: 't <= 500' or 't 21-400'."""
+    """'every step' for None, else the steps it guides: 't <= 500' or '21 <= t <= 400'."""
     if interval is None:
         return "every step"
     lo, hi = interval
-    return f"t <= {hi}" if lo == 0 else f"t {lo}-{hi}"
+    return f"t <= {hi}" if lo == 0 else f"{lo} <= t <= {hi}"
 
 
 SHARE_STEP = 5.0  # percent per +/- press

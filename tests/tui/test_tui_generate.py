@@ -61,7 +61,7 @@ async def test_i_switches_guidance_to_every_step_and_the_request_follows(make_ap
             "steps": request.resolved_steps(), "seed": request.seed, "guidance_interval": None}))
         assert screen.grid.pixels == to_uint8(expected[:, 0]).numpy().tobytes()
         await pilot.press("i")
-        assert screen.state.guidance_interval == (21, 400) and "t 21-400" in helpers.status_text(app)
+        assert screen.state.guidance_interval == (21, 400) and "21 <= t <= 400" in helpers.status_text(app)
 
 
 async def test_typed_share_guidance_and_a_ratio_of_zero(make_app, helpers):

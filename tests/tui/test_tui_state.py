@@ -123,7 +123,7 @@ def test_guidance_row_says_when_a_recipe_guides_other_steps():
 def test_describe_interval_names_the_guided_steps():
     assert tui_state.describe_interval(None) == "every step"
     assert tui_state.describe_interval((0, 500)) == "t <= 500"
-    assert tui_state.describe_interval((21, 400)) == "t 21-400"
+    assert tui_state.describe_interval((21, 400)) == "21 <= t <= 400"
 
 
 def test_toggle_guidance_scope_cycles_between_the_default_interval_and_every_step():
