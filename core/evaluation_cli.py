@@ -13,7 +13,9 @@ from .checkpoint import atomic_write_bytes
 from .classes import NUM_CLASSES
 from .data import load_split
 from .evaluate import EvaluationError, evaluate_generator, format_table, load_classifier, real_floor
-from .sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_ITEMS, SampleRequest, sample
+from .sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_ITEMS, MAX_SEED, SampleRequest, SampleRequestError, sample
+
+CLASS_SEED_STRIDE = 1_000_000  # item i of class c uses seed + c * CLASS_SEED_STRIDE + i
 
 
 def make_sample_fn(generator, guidance: float, sampler: str, steps: int | None, seed: int, batch: int,
@@ -27,7 +29,7 @@ def make_sample_fn(generator, guidance: float, sampler: str, steps: int | None, 
         for start in range(0, n, batch):
             size = min(batch, n - start)
             request = SampleRequest(weights, n=size, guidance=guidance, sampler=sampler, steps=steps,
-                                    seed=seed + class_index * 1_000_000 + start, guidance_interval=guidance_interval,
+                                    seed=seed + class_index * CLASS_SEED_STRIDE + start, guidance_interval=guidance_interval,
                                     black_level=black_level)
             chunks.append(sample(generator, request))
         return torch.cat(chunks)
@@ -35,16 +37,29 @@ def make_sample_fn(generator, guidance: float, sampler: str, steps: int | None, 
     return sample_fn
 
 
+def check_request(n_per_class: int, guidance: float, sampler: str, steps: int | None, seed: int,
+                  guidance_interval, black_level: int) -> None:
+    """Refuse, in one line, anything that would stop the evaluation part-way: the sampling settings,
+    and item seeds (seed + c * CLASS_SEED_STRIDE + i) that would pass MAX_SEED or reach the next class."""
+    SampleRequest([1.0] + [0.0] * 9, guidance=guidance, sampler=sampler, steps=steps, seed=seed,
+                  guidance_interval=guidance_interval, black_level=black_level).validate()
+    if not 1 <= n_per_class <= CLASS_SEED_STRIDE:
+        raise SampleRequestError(f"items per class must be 1-{CLASS_SEED_STRIDE}, not {n_per_class}")
+    highest = MAX_SEED - (NUM_CLASSES - 1) * CLASS_SEED_STRIDE - (n_per_class - 1)
+    if seed > highest:
+        raise SampleRequestError(f"seed must be at most {highest} for {n_per_class} items per class "
+                                 f"(class c's items use seed + c*{CLASS_SEED_STRIDE} + i), not {seed}")
+
+
 def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guidance: float, sampler: str,
                         steps: int | None, seed: int = 0, batch: int = 64, floor: float | None = None, progress=None,
                         guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL,
                         black_level: int = DEFAULT_BLACK_LEVEL) -> dict:
+    check_request(n_per_class, guidance, sampler, steps, seed, guidance_interval, black_level)
     test = load_split("test", data_dir)
     if floor is None:
         # like-for-like: as many real train images as generated ones (the distance is biased by sample size)
         floor = real_floor(classifier, data_dir, n_train=n_per_class * NUM_CLASSES)
-    SampleRequest([1.0] + [0.0] * 9, guidance=guidance, sampler=sampler, steps=steps, seed=seed,
-                  guidance_interval=guidance_interval, black_level=black_level).validate()
     start = time.perf_counter()
     result = evaluate_generator(make_sample_fn(generator, guidance, sampler, steps, seed, batch, guidance_interval, black_level),
                                 classifier,
@@ -79,8 +94,8 @@ def run_evaluation(args, load_generator_fn) -> int:
     if args.n_per_class < 2:
         raise ValueError("--n-per-class must be at least 2")
     # every cheap check before the expensive work (loading data, the real-image floor, sampling)
-    SampleRequest([1.0] + [0.0] * 9, guidance=args.guidance, sampler=args.sampler, steps=args.steps, seed=args.seed,
-                  guidance_interval=args.guidance_interval, black_level=args.black_level).validate()
+    check_request(args.n_per_class, args.guidance, args.sampler, args.steps, args.seed, args.guidance_interval,
+                  args.black_level)
     if args.json_out:
         check_json_out(Path(args.json_out))
     try:

@@ -186,6 +186,8 @@ EVALUATE_MISTAKES = [
     (["--guidance", "50"], "guidance must be between 0 and 20"),
     (["--steps", "1"], "steps must be 2-1000"),
     (["--seed", "-2"], "seed must be a whole number"),
+    # item seeds run to seed + 9*10^6 + 1: refused up front, not after sampling the first class
+    (["--seed", "2138483647"], "seed must be at most 2138483646 for 2 items per class"),
     (["--guidance-interval", "0-600"], "guidance interval must be lo:hi"),
     (["--sampler", "plms"], "invalid choice: 'plms'"),
 ]
