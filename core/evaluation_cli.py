@@ -12,7 +12,7 @@ import torch
 from .checkpoint import atomic_write_bytes
 from .classes import NUM_CLASSES
 from .data import load_split
-from .evaluate import EvaluationError, evaluate_generator, format_table, load_classifier, real_floor
+from .evaluate import EvaluationError, evaluate_generator, format_table, load_classifier, real_floor, real_floor_infinity
 from .sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_ITEMS, MAX_SEED, SampleRequest, SampleRequestError, sample
 
 CLASS_SEED_STRIDE = 1_000_000  # item i of class c uses seed + c * CLASS_SEED_STRIDE + i
@@ -53,6 +53,7 @@ def check_request(n_per_class: int, guidance: float, sampler: str, steps: int | 
 
 def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guidance: float, sampler: str,
                         steps: int | None, seed: int = 0, batch: int = 64, floor: float | None = None, progress=None,
+                        floor_infinity: float | None = None,
                         guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL,
                         black_level: int = DEFAULT_BLACK_LEVEL) -> dict:
     check_request(n_per_class, guidance, sampler, steps, seed, guidance_interval, black_level)
@@ -60,10 +61,12 @@ def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guida
     if floor is None:
         # like-for-like: as many real train images as generated ones (the distance is biased by sample size)
         floor = real_floor(classifier, data_dir, n_train=n_per_class * NUM_CLASSES)
+        floor_infinity = real_floor_infinity(classifier, data_dir)  # the same for every n
     start = time.perf_counter()
     result = evaluate_generator(make_sample_fn(generator, guidance, sampler, steps, seed, batch, guidance_interval, black_level),
                                 classifier,
-                                test.as_float(), test.labels, n_per_class, floor=floor, progress=progress)
+                                test.as_float(), test.labels, n_per_class, floor=floor, progress=progress,
+                                floor_infinity=floor_infinity)
     seconds = time.perf_counter() - start
     result.update({
         "checkpoint": str(generator.path), "checkpoint_hash": generator.hash, "guidance": guidance, "sampler": sampler,

@@ -13,6 +13,7 @@ import torch
 
 from core.classes import CLASS_NAMES, NUM_CLASSES
 from core.evaluate import (
+    MIN_ITEMS_FOR_INFINITY,
     RESULT_KEYS,
     ClassifierConfig,
     EvaluationError,
@@ -24,8 +25,10 @@ from core.evaluate import (
     extract_features,
     format_table,
     frechet_distance,
+    frechet_distance_infinity,
     load_classifier,
     real_floor,
+    real_floor_infinity,
     save_classifier,
     train_classifier,
 )
@@ -95,6 +98,31 @@ def test_frechet_symmetric_and_positive_for_rank_deficient_sets():
     d_ab, d_ba = frechet_distance(a, b), frechet_distance(b, a)
     assert d_ab > 0 and math.isfinite(d_ab)
     assert d_ab == pytest.approx(d_ba, rel=1e-6)
+
+
+def test_frechet_infinity_removes_the_small_sample_bias():
+    # a ~ N(0, I), b ~ N(mu, I): the true distance is |mu|^2 = 0.49; from 400 rows of a in 32
+    # dimensions the plain estimate is ~0.77 too high, the extrapolated one within noise of the truth
+    raw_errors, infinity_errors = [], []
+    for seed in range(4):
+        generator = torch.Generator().manual_seed(seed)
+        mu = torch.zeros(32)
+        mu[0] = 0.7
+        a, b = torch.randn(400, 32, generator=generator), torch.randn(20000, 32, generator=generator) + mu
+        raw_errors.append(frechet_distance(a, b) - 0.49)
+        infinity_errors.append(frechet_distance_infinity(a, b) - 0.49)
+    assert min(raw_errors) > 0.6
+    assert max(abs(e) for e in infinity_errors) < 0.3
+    assert abs(sum(infinity_errors) / 4) < 0.15
+    a = torch.randn(400, 32, generator=torch.Generator().manual_seed(9))
+    assert frechet_distance_infinity(a, b, seed=1) == frechet_distance_infinity(a, b, seed=1)  # seeded subsets
+
+
+def test_frechet_infinity_needs_two_subset_sizes():
+    with pytest.raises(EvaluationError, match="at least two subset sizes"):
+        frechet_distance_infinity(torch.zeros(2, 4), torch.randn(10, 4))
+    with pytest.raises(EvaluationError, match="at least two subset sizes"):
+        frechet_distance_infinity(torch.zeros(10, 4), torch.randn(10, 4), fractions=(1.0,))
 
 
 def test_frechet_rejects_bad_inputs():
@@ -321,9 +349,34 @@ def test_evaluate_generator_returns_documented_keys():
     assert all(name in table for name in CLASS_NAMES)
     assert "Frechet distance" in table and "floor" in table
 
+    assert result["frechet_infinity"] is None and result["floor_infinity"] is None  # 30 items: too few to extrapolate
+    assert "bias-corrected" not in table
+
     no_floor = evaluate_generator(sample_fn, classifier, test_x, test_y, n_per_class=2)
     assert no_floor["floor"] is None and no_floor["ratio"] is None
     assert "floor" not in format_table(no_floor)
+
+
+def test_evaluate_generator_bias_corrected_distance_from_enough_items():
+    classifier = tiny_classifier()
+    test_x, test_y = images(200, seed=7), torch.arange(200) % 10
+    per_class = MIN_ITEMS_FOR_INFINITY // NUM_CLASSES
+
+    def squares(c: int, n: int) -> torch.Tensor:  # a bright square of random size and place per item
+        generator = torch.Generator().manual_seed(300 + c)
+        out = torch.full((n, 1, 28, 28), -1.0)
+        for i in range(n):
+            side, x, y = (int(v) for v in torch.randint(3, 14, (3,), generator=generator))
+            out[i, 0, y:y + side, x:x + side] = 1.0
+        return out
+
+    result = evaluate_generator(squares, classifier, test_x, test_y, n_per_class=per_class, floor=0.5, floor_infinity=0.02)
+    assert isinstance(result["frechet_infinity"], float) and math.isfinite(result["frechet_infinity"])
+    generated = extract_features(classifier, torch.cat([squares(c, per_class) for c in range(NUM_CLASSES)]))
+    assert result["frechet_infinity"] == pytest.approx(frechet_distance_infinity(generated, extract_features(classifier, test_x)))
+    assert result["floor_infinity"] == 0.02
+    json.dumps(result, allow_nan=False)
+    assert "bias-corrected (items -> infinity):" in format_table(result) and "real train-vs-test: 0.020" in format_table(result)
 
 
 def test_evaluate_generator_rejects_bad_samples():
@@ -367,6 +420,9 @@ def test_train_save_load_and_floor_on_fake_data(tmp_path):
     floor = real_floor(model, data_dir)  # 96 train images (fewer than the 10k subset) vs 40 test
     assert math.isfinite(floor) and floor >= 0
     assert real_floor(model, data_dir) == floor  # fixed subset: deterministic
+    floor_infinity = real_floor_infinity(model, data_dir)
+    assert math.isfinite(floor_infinity) and floor_infinity < floor  # the small-sample bias is gone
+    assert real_floor_infinity(model, data_dir) == floor_infinity
 
 
 # --- with the real data (skipped without it) -------------------------------------
