@@ -36,18 +36,19 @@ def main() -> None:
 
     from core.checkpoint import default_checkpoint, load_generator
     from core.classes import CLASS_NAMES, NUM_CLASSES
-    from core.evaluate import load_classifier, real_floor
+    from core.evaluate import load_classifier, real_floor, real_floor_infinity
     from core.evaluation_cli import evaluate_checkpoint
     from core.sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, SampleRequest, parse_guidance_interval, sample
 
     generator = load_generator(args.checkpoint or default_checkpoint())
     classifier = load_classifier()
     floor = real_floor(classifier, args.data_dir, n_train=args.n_per_class * NUM_CLASSES)
+    floor_infinity = real_floor_infinity(classifier, args.data_dir)  # bias-free: the same for every n
     rows = []
     print(f"checkpoint {generator.path} ({generator.hash}); {args.n_per_class} items per class; "
-          f"real-vs-real floor at the same sample size: {floor:.3f}", flush=True)
-    print("| sampler | guidance (steps guided) | accuracy | worst class | Frechet (x floor) | diversity gen/real | 16 items |")
-    print("|---|---|---|---|---|---|---|", flush=True)
+          f"real-vs-real floor at the same sample size: {floor:.3f}, bias-corrected {floor_infinity:.3f}", flush=True)
+    print("| sampler | guidance (steps guided) | accuracy | worst class | Frechet (x floor) | bias-corrected | diversity gen/real | 16 items |")
+    print("|---|---|---|---|---|---|---|---|", flush=True)
     for spec in args.configs.split(","):
         sampler, steps, guidance, *rest = spec.split(":")
         steps, guidance = int(steps), float(guidance)
@@ -59,19 +60,21 @@ def main() -> None:
                                         guidance_interval=interval, black_level=black))
         sixteen = time.perf_counter() - start
         result = evaluate_checkpoint(generator, classifier, args.data_dir, args.n_per_class, guidance, sampler, steps,
-                                     floor=floor, guidance_interval=interval, black_level=black)
+                                     floor=floor, floor_infinity=floor_infinity, guidance_interval=interval, black_level=black)
         worst = min(range(NUM_CLASSES), key=lambda c: result["per_class_accuracy"][c])
         row = {"sampler": sampler, "steps": steps, "guidance": guidance,
                "guidance_interval": list(interval) if interval is not None else None, "black_level": black, "accuracy": result["accuracy"],
                "per_class_accuracy": result["per_class_accuracy"], "worst_class": CLASS_NAMES[worst],
                "worst_accuracy": result["per_class_accuracy"][worst], "frechet_distance": result["frechet_distance"],
-               "floor": floor, "ratio": result["ratio"], "diversity_ratio": result["diversity_ratio"],
+               "floor": floor, "ratio": result["ratio"], "frechet_infinity": result["frechet_infinity"],
+               "floor_infinity": floor_infinity, "diversity_ratio": result["diversity_ratio"],
                "seconds_16_items": sixteen, "seconds_eval": result["seconds"]}
         rows.append(row)
         scope = "" if guidance == 0 else " (all)" if interval is None else f" ({interval[0]}-{interval[1]})"
         scope += "" if black == DEFAULT_BLACK_LEVEL else f", black {black}"
         print(f"| {sampler.upper()} {steps} | {guidance:g}{scope} | {100 * row['accuracy']:.1f}% | {row['worst_class']} "
               f"{100 * row['worst_accuracy']:.0f}% | {row['frechet_distance']:.3f} ({row['ratio']:.2f}x) | "
+              f"{'-' if row['frechet_infinity'] is None else format(row['frechet_infinity'], '.3f')} | "
               f"{row['diversity_ratio']:.2f} | {sixteen:.2f} s |", flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps({"checkpoint_hash": generator.hash, "n_per_class": args.n_per_class,
