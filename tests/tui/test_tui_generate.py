@@ -43,6 +43,25 @@ async def test_pick_mix_guidance_and_generate_shows_the_sampled_pixels(make_app,
         assert "4 items" in helpers.status_text(app)
 
 
+async def test_j_and_k_move_like_the_arrows(make_app, helpers):
+    app = make_app(items=6)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await helpers.model_ready(pilot)
+        screen = app.screen
+        await pilot.press("j", "j", "j", "space", "j", "k", "k")  # dress picked, cursor back on pullover
+        assert screen.state.picked == [3]
+        await pilot.press("space")
+        assert screen.state.picked == [3, 2]  # in the order picked
+        await pilot.press("g")
+        await helpers.generated(pilot)
+        columns = screen.grid.columns
+        assert 1 < columns < 6  # two rows of items
+        await pilot.press("tab", "j")
+        assert isinstance(app.focused, ItemGrid) and screen.grid.selected == columns
+        await pilot.press("k")
+        assert screen.grid.selected == 0
+
+
 async def test_i_switches_guidance_to_every_step_and_the_request_follows(make_app, tiny_checkpoint, helpers):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:

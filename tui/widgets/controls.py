@@ -50,8 +50,8 @@ def guidance_scope(interval) -> str:
 
 class ClassControls(Widget, can_focus=True):
     BINDINGS = [
-        Binding("up", "move(-1)", "Up", show=False),
-        Binding("down", "move(1)", "Down", show=False),
+        Binding("up,k", "move(-1)", "Up", show=False),
+        Binding("down,j", "move(1)", "Down", show=False),
         Binding("space", "toggle", "Toggle", show=False),
         Binding("plus,equals_sign", "nudge(1)", "+5%", show=False),
         Binding("minus,underscore", "nudge(-1)", "-5%", show=False),

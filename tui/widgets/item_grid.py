@@ -21,8 +21,8 @@ class ItemGrid(PixelCanvas, can_focus=True):
     BINDINGS = [
         Binding("left", "move(-1, 0)", "Previous item", show=False),
         Binding("right", "move(1, 0)", "Next item", show=False),
-        Binding("up", "move(0, -1)", "Item above", show=False),
-        Binding("down", "move(0, 1)", "Item below", show=False),
+        Binding("up,k", "move(0, -1)", "Item above", show=False),
+        Binding("down,j", "move(0, 1)", "Item below", show=False),
         Binding("home", "select(0)", "First item", show=False),
         Binding("end", "select(-1)", "Last item", show=False),
     ]
