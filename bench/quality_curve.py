@@ -1,6 +1,7 @@
 """Quality against training minutes: evaluate every (or every k-th) checkpoint of a run.
 
     python bench/quality_curve.py runs/default --data-dir ../shared/data [--every 2] [--n-per-class 50]
+        [--at 468,936,4680]
 
 Prints training minutes (the checkpoint's recorded wall time), conditional accuracy, worst class
 and Frechet ratio for DDIM 50 at guidance 2; writes the rows as JSON beside the run.
@@ -30,6 +31,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--min-step", type=int, default=0)
     parser.add_argument("--max-step", type=int, default=10**9)
+    parser.add_argument("--at", default=None, help="only the checkpoints of these steps, e.g. 468,936,4680")
     args = parser.parse_args()
 
     from core.checkpoint import load_generator, read_checkpoint
@@ -44,6 +46,9 @@ def main() -> None:
     classifier = load_classifier()
     floor = real_floor(classifier, args.data_dir, n_train=args.n_per_class * NUM_CLASSES)
     paths = [p for p in list_checkpoints(args.run_dir)[:: args.every] if args.min_step <= int(p.stem[5:]) <= args.max_step]
+    if args.at:
+        wanted = {int(step) for step in args.at.split(",")}
+        paths = [p for p in list_checkpoints(args.run_dir) if int(p.stem[5:]) in wanted]
     rows = []
     print(f"{'checkpoint':<18} {'minutes':>7} {'epoch':>5} {'accuracy':>8} {'worst':>16} {'FD ratio':>8}")
     for path in paths:
