@@ -93,7 +93,7 @@ PRESETS: dict[str, Preset] = {
     # asked-for class more closely (see checkpoints/README.md).
     "wide": Preset(model=ModelConfig(channels=(64, 128))),
     # A candidate with more capacity at both levels (80 at 14x14, 160 at 7x7; 3.12M parameters,
-    # ~0.74x the training speed of `wide`), under test: see checkpoints/README.md.
+    # ~0.7x the training speed of `wide`), under test: see checkpoints/README.md.
     "wider": Preset(model=ModelConfig(channels=(80, 160))),
     # A tiny model for tests and smoke runs.
     "tiny": Preset(model=ModelConfig(channels=(16, 32), time_dim=32, class_dim=16, groups=4, mid_attention=False)),
