@@ -53,9 +53,8 @@ def check_request(n_per_class: int, guidance: float, sampler: str, steps: int | 
 
 def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guidance: float, sampler: str,
                         steps: int | None, seed: int = 0, batch: int = 64, floor: float | None = None, progress=None,
-                        floor_infinity: float | None = None,
                         guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL,
-                        black_level: int = DEFAULT_BLACK_LEVEL) -> dict:
+                        black_level: int = DEFAULT_BLACK_LEVEL, floor_infinity: float | None = None) -> dict:
     check_request(n_per_class, guidance, sampler, steps, seed, guidance_interval, black_level)
     test = load_split("test", data_dir)
     if floor is None:
