@@ -561,6 +561,15 @@ def real_floor_infinity(classifier: FashionClassifier, data_dir, n_train: int = 
     return frechet_distance_infinity(*_floor_features(classifier, data_dir, n_train, seed, batch_size))
 
 
+def real_floors(classifier: FashionClassifier, data_dir, n_train: int, seed: int = 0,
+                batch_size: int = EVAL_BATCH) -> tuple[float, float]:
+    """(real_floor(n_train), real_floor_infinity()) from one pass over the data: the n_train subset is
+    the start of the same seeded permutation, so both equal the separate calls."""
+    train_feats, test_feats = _floor_features(classifier, data_dir, max(n_train, REAL_FLOOR_TRAIN_SUBSET), seed, batch_size)
+    return (frechet_distance(train_feats[:n_train], test_feats),
+            frechet_distance_infinity(train_feats[:REAL_FLOOR_TRAIN_SUBSET], test_feats))
+
+
 def _floor_features(classifier, data_dir, n_train: int, seed: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Features of a fixed random subset of n_train real train images and of the real test split."""
     train, test = load_split("train", data_dir), load_split("test", data_dir)

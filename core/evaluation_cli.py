@@ -12,7 +12,7 @@ import torch
 from .checkpoint import atomic_write_bytes
 from .classes import NUM_CLASSES
 from .data import load_split
-from .evaluate import EvaluationError, evaluate_generator, format_table, load_classifier, real_floor, real_floor_infinity
+from .evaluate import EvaluationError, evaluate_generator, format_table, load_classifier, real_floors
 from .sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_ITEMS, MAX_SEED, SampleRequest, SampleRequestError, sample
 
 CLASS_SEED_STRIDE = 1_000_000  # item i of class c uses seed + c * CLASS_SEED_STRIDE + i
@@ -59,8 +59,7 @@ def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guida
     test = load_split("test", data_dir)
     if floor is None:
         # like-for-like: as many real train images as generated ones (the distance is biased by sample size)
-        floor = real_floor(classifier, data_dir, n_train=n_per_class * NUM_CLASSES)
-        floor_infinity = real_floor_infinity(classifier, data_dir)  # the same for every n
+        floor, floor_infinity = real_floors(classifier, data_dir, n_train=n_per_class * NUM_CLASSES)
     start = time.perf_counter()
     result = evaluate_generator(make_sample_fn(generator, guidance, sampler, steps, seed, batch, guidance_interval, black_level),
                                 classifier,

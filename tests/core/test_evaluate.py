@@ -29,6 +29,7 @@ from core.evaluate import (
     load_classifier,
     real_floor,
     real_floor_infinity,
+    real_floors,
     save_classifier,
     train_classifier,
 )
@@ -423,6 +424,7 @@ def test_train_save_load_and_floor_on_fake_data(tmp_path):
     floor_infinity = real_floor_infinity(model, data_dir)
     assert math.isfinite(floor_infinity) and floor_infinity < floor  # the small-sample bias is gone
     assert real_floor_infinity(model, data_dir) == floor_infinity
+    assert real_floors(model, data_dir, n_train=50) == (real_floor(model, data_dir, n_train=50), floor_infinity)
 
 
 # --- with the real data (skipped without it) -------------------------------------
