@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -36,7 +37,7 @@ def test_judge_rows_match_the_evaluate_command_and_files_are_written(tmp_path, f
     done = subprocess.run([sys.executable, str(REPO / "bench" / "independent_judge.py"), str(tiny_checkpoint),
                            "--data-dir", str(fake_data_dir), "--device", "cpu", "--n-per-class", "2",
                            "--judge-epochs", "1", "--configs", configs, "--out-dir", str(out)],
-                          capture_output=True, text=True, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": ""})
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "judge.json").read_text())
     assert [row["spec"] for row in report["rows"]] == configs.split(",")
