@@ -44,8 +44,8 @@ import core.sampling as sampling
 from core.checkpoint import load_generator
 from core.data import load_split
 from core.sampling import parse_guidance_interval
-from core.evaluate import (extract_features, frechet_distance, frechet_distance_infinity, load_classifier, predict,
-                           real_floors)
+from core.evaluate import (MIN_ITEMS_FOR_INFINITY, _accuracy_from_predictions, _forward_batched, extract_features,
+                           frechet_distance, frechet_distance_infinity, load_classifier, real_floors)
 
 BIG = 1000
 # MAX_ITEMS caps one request at a screenful of items (64) in the app; items keep their own seeds,
@@ -129,9 +129,7 @@ def judge_forward(model, images):
 
 
 def judge_accuracy(model, images, labels):
-    _, preds = judge_forward(model, images)
-    per = [float((preds[labels == c] == c).float().mean()) for c in range(10)]
-    return float((preds == labels).float().mean()), per
+    return _accuracy_from_predictions(judge_forward(model, images)[1], labels)
 
 
 def main():
@@ -184,15 +182,13 @@ def main():
             images = torch.cat([fn(c, n_per_class) for c in range(10)]).clamp(-1, 1)  # (10n,1,28,28)
             labels = torch.arange(10).repeat_interleave(n_per_class)
             seconds = time.perf_counter() - start
-            o_feats = extract_features(classifier, images)
-            o_pred = predict(classifier, images)
+            o_feats, o_pred = _forward_batched(classifier, images)  # what fashion-tui evaluate scores
             j_feats, j_pred = judge_forward(judge, images)
             row = {"checkpoint": str(path), "hash": generator.hash, "spec": spec, "seconds": seconds}
             for name, feats, pred, real in (("ours", o_feats, o_pred, real_o), ("judge", j_feats, j_pred, j_test)):
-                per = [float((pred[labels == c] == c).double().mean()) for c in range(10)]
-                row[name] = {"accuracy": float((pred == labels).double().mean()), "per_class": per,
-                             "fd": frechet_distance(feats, real),
-                             "fd_inf": frechet_distance_infinity(feats, real) if len(feats) >= 1000 else None}
+                accuracy, per = _accuracy_from_predictions(pred, labels)
+                row[name] = {"accuracy": accuracy, "per_class": per, "fd": frechet_distance(feats, real),
+                             "fd_inf": frechet_distance_infinity(feats, real) if len(feats) >= MIN_ITEMS_FOR_INFINITY else None}
             report["rows"].append(row)
             o, j = row["ours"], row["judge"]
             fmt = lambda v: "-" if v is None else f"{v:.4f}"
