@@ -13,8 +13,8 @@ features of generated and real test images, and its bias-corrected value (FD-inf
 (real train vs real test) are given for both networks at the same sample size.
 
 Items use the seeds of `fashion-tui evaluate --seed S` (item i of class c: S + c*10^6 + i), so rows
-scored by the shipped classifier equal that command's; they are sampled 1,000 at a time rather
-than the app's 64 (each item has its own noise generator, so batching changes nothing but speed).
+scored by the shipped classifier equal that command's; they are sampled 1,000 at a time
+(core.sampling.MAX_EVAL_BATCH; each item has its own noise generator, so batching changes only speed).
 A config is sampler:steps:guidance[:seed[:lo-hi|all]], e.g. ddim:50:2::21-450 (default seed 0 and the
 default guidance interval); the default black level applies.
 
@@ -47,11 +47,6 @@ from core.sampling import parse_guidance_interval
 from core.evaluate import (MIN_ITEMS_FOR_INFINITY, _accuracy_from_predictions, _forward_batched, extract_features,
                            frechet_distance, frechet_distance_infinity, load_classifier, real_floors)
 
-BIG = 1000
-# MAX_ITEMS caps one request at a screenful of items (64) in the app; items keep their own seeds,
-# so larger batches here only sample faster
-sampling.MAX_ITEMS = BIG
-ecli.MAX_ITEMS = BIG
 torch.backends.cuda.matmul.allow_tf32 = True
 torch.backends.cudnn.allow_tf32 = True
 
@@ -178,7 +173,7 @@ def main():
                     else sampling.DEFAULT_GUIDANCE_INTERVAL)
         for path, generator in generators.items():
             start = time.perf_counter()
-            fn = ecli.make_sample_fn(generator, float(guidance), sampler, int(steps), seed, BIG, guidance_interval=interval)
+            fn = ecli.make_sample_fn(generator, float(guidance), sampler, int(steps), seed, sampling.MAX_EVAL_BATCH, guidance_interval=interval)
             images = torch.cat([fn(c, n_per_class) for c in range(10)]).clamp(-1, 1)  # (10n,1,28,28)
             labels = torch.arange(10).repeat_interleave(n_per_class)
             seconds = time.perf_counter() - start

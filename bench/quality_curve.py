@@ -18,6 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def step_list(text: str) -> list[int]:
+    """'468,936' -> [468, 936] (argparse turns the ValueError into a one-line usage error)."""
+    return [int(step) for step in text.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir")
@@ -31,7 +36,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--min-step", type=int, default=0)
     parser.add_argument("--max-step", type=int, default=10**9)
-    parser.add_argument("--at", default=None, help="only the checkpoints of these steps, e.g. 468,936,4680")
+    parser.add_argument("--at", default=None, type=step_list, help="only the checkpoints of these steps, e.g. 468,936,4680")
     args = parser.parse_args()
 
     from core.checkpoint import load_generator, read_checkpoint
@@ -43,12 +48,16 @@ def main() -> None:
 
     interval = DEFAULT_GUIDANCE_INTERVAL if args.guidance_interval is None else parse_guidance_interval(args.guidance_interval)
 
+    if args.at:  # exactly these steps (--every, --min-step and --max-step do not apply)
+        wanted = set(args.at)
+        paths = [p for p in list_checkpoints(args.run_dir) if int(p.stem[5:]) in wanted]
+        missing = sorted(wanted - {int(p.stem[5:]) for p in paths})
+        if missing:
+            sys.exit(f"no checkpoint in {args.run_dir} for step(s) {', '.join(map(str, missing))}")
+    else:
+        paths = [p for p in list_checkpoints(args.run_dir)[:: args.every] if args.min_step <= int(p.stem[5:]) <= args.max_step]
     classifier = load_classifier()
     floor = real_floor(classifier, args.data_dir, n_train=args.n_per_class * NUM_CLASSES)
-    paths = [p for p in list_checkpoints(args.run_dir)[:: args.every] if args.min_step <= int(p.stem[5:]) <= args.max_step]
-    if args.at:
-        wanted = {int(step) for step in args.at.split(",")}
-        paths = [p for p in list_checkpoints(args.run_dir) if int(p.stem[5:]) in wanted]
     rows = []
     print(f"{'checkpoint':<18} {'minutes':>7} {'epoch':>5} {'accuracy':>8} {'worst':>16} {'FD ratio':>8}")
     for path in paths:

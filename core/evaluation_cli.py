@@ -13,15 +13,16 @@ from .checkpoint import atomic_write_bytes
 from .classes import NUM_CLASSES
 from .data import load_split
 from .evaluate import EvaluationError, evaluate_generator, format_table, load_classifier, real_floors
-from .sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_ITEMS, MAX_SEED, SampleRequest, SampleRequestError, sample
+from .sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH, MAX_SEED, SampleRequest, SampleRequestError, sample
 
 CLASS_SEED_STRIDE = 1_000_000  # item i of class c uses seed + c * CLASS_SEED_STRIDE + i
 
 
 def make_sample_fn(generator, guidance: float, sampler: str, steps: int | None, seed: int, batch: int,
                    guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL, black_level: int = DEFAULT_BLACK_LEVEL):
-    """sample_fn(class, n) for evaluate_generator: batches of <= 64 items, seeds that never overlap."""
-    batch = max(1, min(batch, MAX_ITEMS))
+    """sample_fn(class, n) for evaluate_generator: batches of <= MAX_EVAL_BATCH items, seeds that never
+    overlap. Item i of a class has its own noise generator, so the batch size changes only speed."""
+    batch = max(1, min(batch, MAX_EVAL_BATCH))
 
     def sample_fn(class_index: int, n: int) -> torch.Tensor:
         weights = [1.0 if i == class_index else 0.0 for i in range(NUM_CLASSES)]
@@ -31,7 +32,7 @@ def make_sample_fn(generator, guidance: float, sampler: str, steps: int | None, 
             request = SampleRequest(weights, n=size, guidance=guidance, sampler=sampler, steps=steps,
                                     seed=seed + class_index * CLASS_SEED_STRIDE + start, guidance_interval=guidance_interval,
                                     black_level=black_level)
-            chunks.append(sample(generator, request))
+            chunks.append(sample(generator, request, max_items=MAX_EVAL_BATCH))
         return torch.cat(chunks)
 
     return sample_fn
@@ -94,6 +95,8 @@ def check_json_out(path: Path) -> None:
 def run_evaluation(args, load_generator_fn) -> int:
     if args.n_per_class < 2:
         raise ValueError("--n-per-class must be at least 2")
+    if not 1 <= args.batch <= MAX_EVAL_BATCH:
+        raise ValueError(f"--batch must be 1-{MAX_EVAL_BATCH}, not {args.batch}")
     # every cheap check before the expensive work (loading data, the real-image floor, sampling)
     check_request(args.n_per_class, args.guidance, args.sampler, args.steps, args.seed, args.guidance_interval,
                   args.black_level)

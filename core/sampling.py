@@ -29,7 +29,8 @@ from .diffusion import make_predictor, make_schedule
 SAMPLERS = ("ddpm", "ddim")
 DEFAULT_STEPS = {"ddpm": 250, "ddim": 50}
 GUIDANCE_RANGE = (0.0, 20.0)
-MAX_ITEMS = 64
+MAX_ITEMS = 64  # items one request may ask for: a screenful in the app and `generate`
+MAX_EVAL_BATCH = 1000  # items `evaluate` may sample in one batch (each keeps its own seed, so only speed changes)
 MAX_STEPS = 1000
 MAX_SEED = 2**31 - 1
 # Guidance acts at steps 21 <= t <= 400 only and the plain conditional model runs elsewhere
@@ -69,11 +70,11 @@ class SampleRequest:
     def resolved_steps(self) -> int:
         return self.steps if self.steps is not None else DEFAULT_STEPS.get(self.sampler, 50)
 
-    def validate(self) -> "SampleRequest":
+    def validate(self, max_items: int = MAX_ITEMS) -> "SampleRequest":
         if self.sampler not in SAMPLERS:
             raise SampleRequestError(f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= MAX_ITEMS:
-            raise SampleRequestError(f"number of items must be 1-{MAX_ITEMS}, not {self.n!r}")
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= max_items:
+            raise SampleRequestError(f"number of items must be 1-{max_items}, not {self.n!r}")
         steps = self.resolved_steps()
         if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= MAX_STEPS:
             raise SampleRequestError(f"steps must be 2-{MAX_STEPS}, not {steps!r}")
@@ -219,9 +220,10 @@ def make_sampler(denoiser, config, sampler_name: str, steps: int, noise, device:
     return sampler.eval(), timesteps
 
 
-def sample_steps(generator: Generator, request: SampleRequest, device: str | torch.device | None = None) -> Iterator[SampleStep]:
+def sample_steps(generator: Generator, request: SampleRequest, device: str | torch.device | None = None,
+                 max_items: int = MAX_ITEMS) -> Iterator[SampleStep]:
     """Yield a SampleStep after every denoising step; the last one holds the final images in [-1, 1]."""
-    request.validate()
+    request.validate(max_items)
     device = torch.device(device) if device is not None else next(generator.denoiser.parameters()).device
     # per-call g (and interval); the shared model is untouched
     denoiser = generator.denoiser.with_guidance(request.guidance, request.guidance_interval)
@@ -251,10 +253,10 @@ def finish(x: torch.Tensor, black_level: int) -> torch.Tensor:
     return x
 
 
-def sample(generator: Generator, request: SampleRequest, device=None) -> torch.Tensor:
+def sample(generator: Generator, request: SampleRequest, device=None, max_items: int = MAX_ITEMS) -> torch.Tensor:
     """Run to the end; (n,1,28,28) in [-1, 1]."""
     last = None
-    for last in sample_steps(generator, request, device):
+    for last in sample_steps(generator, request, device, max_items):
         pass
     return last.x
 

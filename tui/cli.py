@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("png", nargs="+")
     i.add_argument("--json", action="store_true", help="print raw JSON")
 
+    from .state import MAX_EVAL_BATCH
+
     e = sub.add_parser("evaluate", help="score a generator with the shipped classifier")
     e.add_argument("--n-per-class", type=int, default=100)
     e.add_argument("--seed", type=int, default=0,
@@ -83,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", dest="eval_data_dir", default=None, help="Fashion-MNIST folder (for the real test set)")
     e.add_argument("--classifier", default=None, help="classifier checkpoint (default: checkpoints/classifier.pt)")
     e.add_argument("--json-out", default=None, help="also write the result as JSON here")
-    e.add_argument("--batch", type=int, default=64)
+    e.add_argument("--batch", type=int, default=64, metavar="N",
+                   help=f"items sampled at once, 1-{MAX_EVAL_BATCH} (default 64; larger is faster on a GPU, same items)")
     _add_sampling_args(e)
     return p
 

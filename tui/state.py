@@ -17,6 +17,7 @@ from core.classes import NUM_CLASSES, SHORT_NAMES
 # tests/tui/test_state.py checks they agree.
 GUIDANCE_RANGE = (0.0, 20.0)
 MAX_ITEMS = 64
+MAX_EVAL_BATCH = 1000
 MAX_STEPS = 1000
 MAX_SEED = 2**31 - 1
 SAMPLERS = ("ddim", "ddpm")

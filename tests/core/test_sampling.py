@@ -3,7 +3,7 @@ import torch
 
 from core.checkpoint import load_generator
 from core.sampling import (
-    DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, SampleRequest, SampleRequestError, blend_weights, eval_steps_for,
+    DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH, SampleRequest, SampleRequestError, blend_weights, eval_steps_for,
     finish, make_sampler, parse_guidance_interval, sample, sample_steps,
 )
 from core.images import to_uint8
@@ -156,6 +156,17 @@ def test_blend_strip_shares_noise(generator):
     assert images.shape == (5, 1, 28, 28)
     same_class = sample(generator, SampleRequest(BOOT, n=3, steps=3, shared_noise=True))
     assert torch.allclose(same_class[0], same_class[2], atol=1e-5)
+
+
+def test_evaluation_batches_pass_the_item_cap_and_keep_each_items_pixels(generator):
+    big = SampleRequest(BOOT, n=65, steps=3, seed=5)
+    with pytest.raises(SampleRequestError, match="number of items must be 1-64"):
+        sample(generator, big)  # the app's cap
+    images = sample(generator, big, max_items=MAX_EVAL_BATCH)
+    assert images.shape == (65, 1, 28, 28)
+    alone = sample(generator, SampleRequest(BOOT, n=1, steps=3, seed=5 + 64))  # item 64 has seed + 64
+    assert torch.allclose(images[64], alone[0], atol=1e-5)
+    assert not torch.allclose(images[63], alone[0], atol=1e-3)
 
 
 @pytest.mark.parametrize("kwargs, fragment", [

@@ -190,6 +190,8 @@ EVALUATE_MISTAKES = [
     (["--seed", "2138483647"], "seed must be at most 2138483646 for 2 items per class"),
     (["--guidance-interval", "0-600"], "guidance interval must be lo:hi"),
     (["--sampler", "plms"], "invalid choice: 'plms'"),
+    (["--batch", "0"], "--batch must be 1-1000, not 0"),
+    (["--batch", "1001"], "--batch must be 1-1000, not 1001"),
 ]
 
 

@@ -16,6 +16,7 @@ from tui.state import GenerateState, InputError
 def test_limits_mirror_core():
     assert tui_state.GUIDANCE_RANGE == core.sampling.GUIDANCE_RANGE
     assert tui_state.MAX_ITEMS == core.sampling.MAX_ITEMS
+    assert tui_state.MAX_EVAL_BATCH == core.sampling.MAX_EVAL_BATCH
     assert tui_state.MAX_STEPS == core.sampling.MAX_STEPS
     assert tui_state.MAX_SEED == core.sampling.MAX_SEED
     assert set(tui_state.SAMPLERS) == set(core.sampling.SAMPLERS)
