@@ -45,7 +45,8 @@ from core.checkpoint import load_generator
 from core.data import load_split
 from core.sampling import parse_guidance_interval
 from core.evaluate import (MIN_ITEMS_FOR_INFINITY, _accuracy_from_predictions, _forward_batched, extract_features,
-                           frechet_distance, frechet_distance_infinity, load_classifier, real_floors)
+                           floors_from_features, frechet_distance, frechet_distance_infinity, load_classifier,
+                           real_floors)
 
 torch.backends.cuda.matmul.allow_tf32 = True
 torch.backends.cudnn.allow_tf32 = True
@@ -147,20 +148,20 @@ def main():
     classifier = load_classifier().to(device)
     report = {"n_per_class": n_per_class, "rows": []}
 
-    # floors at the evaluated sample size (n_train = 10 * n_per_class), both scorers
-    ours_floor, ours_floor_inf = (real_floors(classifier, data_dir, n_train=10 * n_per_class) if limit is None
+    # floors at the evaluated sample size and class mix (n_per_class of each class), both scorers
+    ours_floor, ours_floor_inf = (real_floors(classifier, data_dir, n_per_class) if limit is None
                                   else (math.nan, math.nan))
     judge, judge_acc, judge_per = train_judge(device, train, test, judge_epochs)
-    subset = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:max(10 * n_per_class, 10_000)]
-    train_x = train.images[subset].unsqueeze(1).float().div(127.5).sub(1.0)
-    j_train, _ = judge_forward(judge, train_x)
     j_test, _ = judge_forward(judge, test_x)
-    j_floor = frechet_distance(j_train[:10 * n_per_class], j_test)
-    j_floor_inf = frechet_distance_infinity(j_train[:10_000], j_test) if len(j_train) >= 20 else math.nan
+
+    def judge_train_features(indices):
+        return judge_forward(judge, train.images[indices].unsqueeze(1).float().div(127.5).sub(1.0))[0]
+
+    j_floor, j_floor_inf = floors_from_features(judge_train_features, train.labels, j_test, n_per_class)
     report.update({"ours_floor": ours_floor, "ours_floor_infinity": ours_floor_inf, "judge_test_accuracy": judge_acc,
                    "judge_per_class": judge_per, "judge_floor": j_floor, "judge_floor_infinity": j_floor_inf,
                    "judge_epochs": judge_epochs})
-    print(f"floors at {10 * n_per_class}: ours {ours_floor:.4f} (inf {ours_floor_inf:.4f}); "
+    print(f"floors at {n_per_class} per class: ours {ours_floor:.4f} (inf {ours_floor_inf:.4f}); "
           f"judge {j_floor:.4f} (inf {j_floor_inf:.4f})", flush=True)
     (out / "judge.json").write_text(json.dumps(report, indent=1))
 

@@ -57,7 +57,7 @@ def main() -> None:
     else:
         paths = [p for p in list_checkpoints(args.run_dir)[:: args.every] if args.min_step <= int(p.stem[5:]) <= args.max_step]
     classifier = load_classifier()
-    floor = real_floor(classifier, args.data_dir, n_train=args.n_per_class * NUM_CLASSES)
+    floor = real_floor(classifier, args.data_dir, args.n_per_class)
     rows = []
     print(f"{'checkpoint':<18} {'minutes':>7} {'epoch':>5} {'accuracy':>8} {'worst':>16} {'FD ratio':>8}")
     for path in paths:

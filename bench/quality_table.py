@@ -36,14 +36,13 @@ def main() -> None:
 
     from core.checkpoint import default_checkpoint, load_generator
     from core.classes import CLASS_NAMES, NUM_CLASSES
-    from core.evaluate import load_classifier, real_floor, real_floor_infinity
+    from core.evaluate import load_classifier, real_floors
     from core.evaluation_cli import evaluate_checkpoint
     from core.sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, SampleRequest, parse_guidance_interval, sample
 
     generator = load_generator(args.checkpoint or default_checkpoint())
     classifier = load_classifier()
-    floor = real_floor(classifier, args.data_dir, n_train=args.n_per_class * NUM_CLASSES)
-    floor_infinity = real_floor_infinity(classifier, args.data_dir)  # bias-free: the same for every n
+    floor, floor_infinity = real_floors(classifier, args.data_dir, args.n_per_class)  # floor_infinity: the same for every n
     rows = []
     print(f"checkpoint {generator.path} ({generator.hash}); {args.n_per_class} items per class; "
           f"real-vs-real floor at the same sample size: {floor:.3f}, bias-corrected {floor_infinity:.3f}", flush=True)

@@ -12,7 +12,7 @@ import torch
 from .checkpoint import atomic_write_bytes
 from .classes import NUM_CLASSES
 from .data import load_split
-from .evaluate import EvaluationError, evaluate_generator, format_table, load_classifier, real_floors
+from .evaluate import FLOOR_DRAWS, EvaluationError, evaluate_generator, format_table, load_classifier, real_floors
 from .sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH, MAX_SEED, SampleRequest, SampleRequestError, sample
 
 CLASS_SEED_STRIDE = 1_000_000  # item i of class c uses seed + c * CLASS_SEED_STRIDE + i
@@ -59,8 +59,8 @@ def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guida
     check_request(n_per_class, guidance, sampler, steps, seed, guidance_interval, black_level)
     test = load_split("test", data_dir)
     if floor is None:
-        # like-for-like: as many real train images as generated ones (the distance is biased by sample size)
-        floor, floor_infinity = real_floors(classifier, data_dir, n_train=n_per_class * NUM_CLASSES)
+        # like-for-like: as many real train images of each class as generated ones (the distance is biased by sample size)
+        floor, floor_infinity = real_floors(classifier, data_dir, n_per_class)
     start = time.perf_counter()
     result = evaluate_generator(make_sample_fn(generator, guidance, sampler, steps, seed, batch, guidance_interval, black_level),
                                 classifier,
@@ -72,7 +72,7 @@ def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guida
         "guidance_interval": list(guidance_interval) if guidance_interval is not None else None, "black_level": black_level,
         "steps": steps if steps is not None else SampleRequest([1.0] + [0.0] * 9, sampler=sampler).resolved_steps(),
         "seed": seed, "seconds": seconds, "seconds_per_item": seconds / (n_per_class * NUM_CLASSES),
-        "floor_n_train": n_per_class * NUM_CLASSES,
+        "floor_n_per_class": n_per_class, "floor_draws": FLOOR_DRAWS,
     })
     return result
 

@@ -30,6 +30,10 @@ from core.evaluate import (
     real_floor,
     real_floor_infinity,
     real_floors,
+    balanced_draws,
+    floors_from_features,
+    FLOOR_DRAWS,
+    REAL_FLOOR_PER_CLASS,
     save_classifier,
     train_classifier,
 )
@@ -390,6 +394,57 @@ def test_evaluate_generator_rejects_bad_samples():
         evaluate_generator(lambda c, n: torch.full((n, 1, 28, 28), math.nan), classifier, test_x, test_y, n_per_class=2)
 
 
+# --- the real-vs-real floor ---------------------------------------------------------
+
+
+def skewed_labels() -> torch.Tensor:
+    # class c has 3 + 4c items, shuffled: class 0 has 3, class 9 has 39
+    counts = [3 + 4 * c for c in range(NUM_CLASSES)]
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(5))]
+
+
+def test_balanced_draws_hold_the_same_count_of_every_class():
+    labels = skewed_labels()
+    draws = balanced_draws(labels, n_per_class=3, draws=4, seed=0)
+    assert len(draws) == 4
+    for draw in draws:
+        assert torch.bincount(labels[draw], minlength=NUM_CLASSES).tolist() == [3] * NUM_CLASSES
+        assert len(torch.unique(draw)) == len(draw)  # no image twice in one draw
+    assert len({tuple(sorted(d.tolist())) for d in draws}) == 4  # the draws differ
+    assert all(torch.equal(a, b) for a, b in zip(draws, balanced_draws(labels, 3, 4, seed=0)))
+    assert not torch.equal(draws[0], balanced_draws(labels, 3, 4, seed=1)[0])
+    # a class with fewer items than asked gives all it has; the rest still give n_per_class
+    counts = torch.bincount(labels[balanced_draws(labels, 6, 1)[0]], minlength=NUM_CLASSES).tolist()
+    assert counts == [3] + [6] * (NUM_CLASSES - 1)
+    # a smaller draw is the start of each class's part of a larger one (same permutations)
+    small, large = balanced_draws(labels, 2, 1)[0], balanced_draws(labels, 5, 1)[0]
+    for c in range(NUM_CLASSES):
+        assert small[labels[small] == c].tolist() == large[labels[large] == c][:2].tolist()
+
+
+def test_floors_average_balanced_draws_and_see_each_train_image_once():
+    labels = skewed_labels()
+    generator = torch.Generator().manual_seed(0)
+    # class-dependent features, so the class mix of a draw shows in its distance
+    table = torch.randn(len(labels), 4, generator=generator) + 3 * torch.nn.functional.one_hot(labels % 4, 4)
+    test_feats = torch.randn(50, 4, generator=generator)
+    seen = []
+
+    def train_features(indices):
+        seen.append(indices.clone())
+        return table[indices]
+
+    floor, floor_inf = floors_from_features(train_features, labels, test_feats, n_per_class=3, seed=2)
+    assert len(seen) == 1 and len(torch.unique(seen[0])) == len(seen[0])
+    draws = balanced_draws(labels, 3, FLOOR_DRAWS, seed=2)
+    expected = sum(frechet_distance(table[d], test_feats) for d in draws) / FLOOR_DRAWS
+    assert floor == pytest.approx(expected, rel=1e-12)
+    assert floor != pytest.approx(frechet_distance(table[draws[0]], test_feats), rel=1e-6)  # a mean, not one draw
+    large = balanced_draws(labels, REAL_FLOOR_PER_CLASS, 1, seed=2)[0]
+    assert floor_inf == pytest.approx(frechet_distance_infinity(table[large], test_feats), rel=1e-12)
+
+
 # --- training and the floor on a synthetic dataset -------------------------------
 
 
@@ -418,13 +473,14 @@ def test_train_save_load_and_floor_on_fake_data(tmp_path):
     path = save_classifier(model, cfg, tmp_path / "c.pt", accuracy)
     assert load_classifier(path).test_accuracy == accuracy
 
-    floor = real_floor(model, data_dir)  # 96 train images (fewer than the 10k subset) vs 40 test
+    floor = real_floor(model, data_dir)  # ~10 train images per class (fewer than the 1,000 asked) vs 40 test
     assert math.isfinite(floor) and floor >= 0
-    assert real_floor(model, data_dir) == floor  # fixed subset: deterministic
+    assert real_floor(model, data_dir) == floor  # seeded draws: deterministic
+    assert real_floor(model, data_dir, seed=1) != floor
     floor_infinity = real_floor_infinity(model, data_dir)
     assert math.isfinite(floor_infinity) and floor_infinity < floor  # the small-sample bias is gone
     assert real_floor_infinity(model, data_dir) == floor_infinity
-    assert real_floors(model, data_dir, n_train=50) == (real_floor(model, data_dir, n_train=50), floor_infinity)
+    assert real_floors(model, data_dir, n_per_class=5) == (real_floor(model, data_dir, n_per_class=5), floor_infinity)
 
 
 # --- with the real data (skipped without it) -------------------------------------
