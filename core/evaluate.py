@@ -604,7 +604,7 @@ def real_floor(classifier: FashionClassifier, data_dir, n_per_class: int = REAL_
 
 def real_floor_infinity(classifier: FashionClassifier, data_dir, seed: int = 0, batch_size: int = EVAL_BATCH) -> float:
     """The floor_infinity of real_floors alone: the same for every sample size."""
-    return real_floors(classifier, data_dir, 1, seed, batch_size)[1]
+    return real_floors(classifier, data_dir, 1, seed, batch_size)[1]  # n_per_class sizes only the other floor: 1 is cheapest
 
 
 def _nan_to_none(value: float) -> float | None:
