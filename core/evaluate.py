@@ -705,7 +705,7 @@ def format_table(result: dict) -> str:
     if result.get("floor") is not None:
         distance_line += f"   real train-vs-test floor: {result['floor']:.3f}"
         if result.get("ratio") is not None:
-            distance_line += f"   ratio: {result['ratio']:.1f}x"
+            distance_line += f"   ratio: {result['ratio']:.2f}x"
     lines.append(distance_line)
     if result.get("frechet_infinity") is not None:
         # the ratio above depends on the number of items; these two do not

@@ -353,6 +353,7 @@ def test_evaluate_generator_returns_documented_keys():
     table = format_table(result)
     assert all(name in table for name in CLASS_NAMES)
     assert "Frechet distance" in table and "floor" in table
+    assert f"ratio: {result['ratio']:.2f}x" in table  # two decimals: 1.46x and 1.54x both round to 1.5x
 
     assert result["frechet_infinity"] is None and result["floor_infinity"] is None  # 30 items: too few to extrapolate
     assert "bias-corrected" not in table
