@@ -44,9 +44,9 @@ import core.sampling as sampling
 from core.checkpoint import load_generator
 from core.data import load_split
 from core.sampling import parse_guidance_interval
-from core.evaluate import (MIN_ITEMS_FOR_INFINITY, _accuracy_from_predictions, _forward_batched, extract_features,
-                           floors_from_features, frechet_distance, frechet_distance_infinity, load_classifier,
-                           real_floors)
+from core.evaluate import (MIN_ITEMS_FOR_INFINITY, EvaluationError, _accuracy_from_predictions, _forward_batched,
+                           extract_features, floors_from_features, frechet_distance, frechet_distance_infinity,
+                           load_classifier, real_floors)
 
 torch.backends.cuda.matmul.allow_tf32 = True
 torch.backends.cudnn.allow_tf32 = True
@@ -157,7 +157,11 @@ def main():
     def judge_train_features(indices):
         return judge_forward(judge, train.images[indices].unsqueeze(1).float().div(127.5).sub(1.0))[0]
 
-    j_floor, j_floor_inf = floors_from_features(judge_train_features, train.labels, j_test, n_per_class)
+    try:
+        j_floor, j_floor_inf = floors_from_features(judge_train_features, train.labels, j_test, n_per_class)
+    except EvaluationError as error:  # --limit left too few images of some class to fit a covariance
+        print(f"no judge floor: {error}", flush=True)
+        j_floor, j_floor_inf = math.nan, math.nan
     report.update({"ours_floor": ours_floor, "ours_floor_infinity": ours_floor_inf, "judge_test_accuracy": judge_acc,
                    "judge_per_class": judge_per, "judge_floor": j_floor, "judge_floor_infinity": j_floor_inf,
                    "judge_epochs": judge_epochs})

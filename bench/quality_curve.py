@@ -41,7 +41,7 @@ def main() -> None:
 
     from core.checkpoint import load_generator, read_checkpoint
     from core.classes import CLASS_NAMES, NUM_CLASSES
-    from core.evaluate import load_classifier, real_floor
+    from core.evaluate import load_classifier, real_floors
     from core.evaluation_cli import evaluate_checkpoint
     from core.sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, parse_guidance_interval
     from core.trainer import list_checkpoints
@@ -57,7 +57,7 @@ def main() -> None:
     else:
         paths = [p for p in list_checkpoints(args.run_dir)[:: args.every] if args.min_step <= int(p.stem[5:]) <= args.max_step]
     classifier = load_classifier()
-    floor = real_floor(classifier, args.data_dir, args.n_per_class)
+    floor = real_floors(classifier, args.data_dir, args.n_per_class)[0]
     rows = []
     print(f"{'checkpoint':<18} {'minutes':>7} {'epoch':>5} {'accuracy':>8} {'worst':>16} {'FD ratio':>8}")
     for path in paths:

@@ -596,17 +596,6 @@ def real_floors(classifier: FashionClassifier, data_dir, n_per_class: int, seed:
     return floors_from_features(train_features, train.labels, test_feats, n_per_class, seed)
 
 
-def real_floor(classifier: FashionClassifier, data_dir, n_per_class: int = REAL_FLOOR_PER_CLASS, seed: int = 0,
-               batch_size: int = EVAL_BATCH) -> float:
-    """The floor of real_floors alone."""
-    return real_floors(classifier, data_dir, n_per_class, seed, batch_size)[0]
-
-
-def real_floor_infinity(classifier: FashionClassifier, data_dir, seed: int = 0, batch_size: int = EVAL_BATCH) -> float:
-    """The floor_infinity of real_floors alone: the same for every sample size."""
-    return real_floors(classifier, data_dir, 1, seed, batch_size)[1]  # n_per_class sizes only the other floor: 1 is cheapest
-
-
 def _nan_to_none(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
@@ -634,7 +623,7 @@ def evaluate_generator(
     Returns a JSON-serialisable dict with RESULT_KEYS; NaN becomes None. Note the Frechet
     distance is biased upwards for small n_per_class, so compare runs at equal n; frechet_infinity
     (from MIN_ITEMS_FOR_INFINITY items on, else None) removes that bias, and floor_infinity
-    (real_floor_infinity, passed in) is its real-vs-real counterpart.
+    (real_floors' second value, passed in) is its real-vs-real counterpart.
     """
     if not isinstance(n_per_class, int) or n_per_class < 1:
         raise EvaluationError(f"n_per_class must be a positive integer, not {n_per_class!r}")

@@ -27,8 +27,6 @@ from core.evaluate import (
     frechet_distance,
     frechet_distance_infinity,
     load_classifier,
-    real_floor,
-    real_floor_infinity,
     real_floors,
     balanced_draws,
     floors_from_features,
@@ -474,14 +472,13 @@ def test_train_save_load_and_floor_on_fake_data(tmp_path):
     path = save_classifier(model, cfg, tmp_path / "c.pt", accuracy)
     assert load_classifier(path).test_accuracy == accuracy
 
-    floor = real_floor(model, data_dir)  # ~10 train images per class (fewer than the 1,000 asked) vs 40 test
+    floor, floor_infinity = real_floors(model, data_dir, n_per_class=1000)  # ~10 train images per class (fewer than asked) vs 40 test
     assert math.isfinite(floor) and floor >= 0
-    assert real_floor(model, data_dir) == floor  # seeded draws: deterministic
-    assert real_floor(model, data_dir, seed=1) != floor
-    floor_infinity = real_floor_infinity(model, data_dir)
+    assert real_floors(model, data_dir, n_per_class=1000) == (floor, floor_infinity)  # seeded draws: deterministic
+    assert real_floors(model, data_dir, n_per_class=1000, seed=1)[0] != floor
     assert math.isfinite(floor_infinity) and floor_infinity < floor  # the small-sample bias is gone
-    assert real_floor_infinity(model, data_dir) == floor_infinity
-    assert real_floors(model, data_dir, n_per_class=5) == (real_floor(model, data_dir, n_per_class=5), floor_infinity)
+    smaller, same_infinity = real_floors(model, data_dir, n_per_class=5)
+    assert same_infinity == floor_infinity and smaller != floor  # floor_infinity does not depend on n_per_class
 
 
 # --- with the real data (skipped without it) -------------------------------------
