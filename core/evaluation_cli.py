@@ -11,11 +11,13 @@ import torch
 
 from .checkpoint import atomic_write_bytes
 from .classes import NUM_CLASSES
-from .data import load_split
+from .data import SPLIT_SIZES, load_split
 from .evaluate import FLOOR_DRAWS, EvaluationError, evaluate_generator, format_table, load_classifier, real_floors
 from .sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH, MAX_SEED, SampleRequest, SampleRequestError, sample
 
 CLASS_SEED_STRIDE = 1_000_000  # item i of class c uses seed + c * CLASS_SEED_STRIDE + i
+# The floor draws as many real training images of each class as are generated: at most all of them.
+MAX_N_PER_CLASS = SPLIT_SIZES["train"] // NUM_CLASSES
 
 
 def make_sample_fn(generator, guidance: float, sampler: str, steps: int | None, seed: int, batch: int,
@@ -95,6 +97,9 @@ def check_json_out(path: Path) -> None:
 def run_evaluation(args, load_generator_fn) -> int:
     if args.n_per_class < 2:
         raise ValueError("--n-per-class must be at least 2")
+    if args.n_per_class > MAX_N_PER_CLASS:
+        raise ValueError(f"--n-per-class must be at most {MAX_N_PER_CLASS}: the floor beside the distance draws as many "
+                         f"real training images of each class, and each has {MAX_N_PER_CLASS}")
     if not 1 <= args.batch <= MAX_EVAL_BATCH:
         raise ValueError(f"--batch must be 1-{MAX_EVAL_BATCH}, not {args.batch}")
     # every cheap check before the expensive work (loading data, the real-image floor, sampling)

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .state import MAX_EVAL_BATCH
 
     e = sub.add_parser("evaluate", help="score a generator with the shipped classifier")
-    e.add_argument("--n-per-class", type=int, default=100)
+    e.add_argument("--n-per-class", type=int, default=100, help="items generated per class, 2-6000 (default 100)")
     e.add_argument("--seed", type=int, default=0,
                    help="item i of class c uses seed + c*1000000 + i (default 0); seeds closer than --n-per-class "
                         "share items, so take them that far apart for independent samples")

@@ -23,6 +23,7 @@ MAX_SEED = 2**31 - 1
 SAMPLERS = ("ddim", "ddpm")
 DEFAULT_GUIDANCE_INTERVAL = (21, 400)  # guidance acts at diffusion steps 21 <= t <= 400 (core.sampling)
 DEFAULT_BLACK_LEVEL = 4  # final pixels <= 4/255 become black (core.sampling)
+MAX_BLACK_LEVEL = 32
 DEFAULT_STEPS = {"ddpm": 250, "ddim": 50}
 
 
@@ -156,6 +157,11 @@ class GenerateState:
         if not 2 <= value <= MAX_STEPS:
             raise InputError(f"steps must be 2-{MAX_STEPS}, not {value}")
         self.steps = value
+
+    def set_black_level(self, value: int) -> None:
+        if not 0 <= value <= MAX_BLACK_LEVEL:
+            raise InputError(f"black level must be a whole number 0-{MAX_BLACK_LEVEL} (0 = raw model output), not {value}")
+        self.black_level = value
 
     def set_seed(self, value: int) -> None:
         if not 0 <= value <= MAX_SEED:

@@ -182,6 +182,8 @@ def test_full_disk_while_exporting(checkpoint, tmp_path, monkeypatch, capsys, wh
 EVALUATE_MISTAKES = [
     (["--n-per-class", "1"], "--n-per-class must be at least 2"),
     (["--n-per-class", "ten"], "invalid int value: 'ten'"),
+    # the floor could only draw 6,000 real images per class, while the JSON would record more
+    (["--n-per-class", "6001"], "--n-per-class must be at most 6000: the floor"),
     # refused before the data (missing here) is even looked at: not after minutes of work
     (["--guidance", "50"], "guidance must be between 0 and 20"),
     (["--steps", "1"], "steps must be 2-1000"),

@@ -107,6 +107,31 @@ async def test_typed_share_guidance_and_a_ratio_of_zero(make_app, helpers):
         assert screen.sampling is None and screen.result is None
 
 
+async def test_black_level_row_shows_steps_and_types_the_level_the_request_gets(make_app, tiny_checkpoint, helpers):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        screen = app.screen
+        assert "black" in str(screen.controls.render()) and "4/255" in str(screen.controls.render())
+        await pilot.press("space", *["down"] * (GUIDANCE_ROW + 3))  # T-shirt/top; guidance, sampler, steps, black
+        assert screen.controls.row == ("setting", "black")
+        assert "0 = raw model pixels" in str(screen.controls.render())
+        await pilot.press("left", "left", "left", "left", "left")  # 4 -> 0, and no lower
+        assert screen.state.black_level == 0 and "off" in str(screen.controls.render())
+        await pilot.press("4", "0", "enter")  # out of range: a message, the level unchanged
+        assert "black level must be a whole number 0-32" in helpers.status_text(app)
+        assert screen.state.black_level == 0
+        await pilot.press("1", "6", "enter", "right", "g")
+        await helpers.generated(pilot)
+        request = screen.result.request
+        assert request.black_level == 17 and "17/255" in str(screen.controls.render())
+        expected = sample(load_generator(tiny_checkpoint), SampleRequest(**{
+            "class_weights": request.class_weights, "n": request.n, "guidance": request.guidance,
+            "steps": request.resolved_steps(), "seed": request.seed, "black_level": 17}))
+        assert screen.grid.pixels == to_uint8(expected[:, 0]).numpy().tobytes()
+        assert min(b for b in screen.grid.pixels if b) > 17  # nothing dark but not black survives
+
+
 async def test_escape_cancels_a_generation(make_app, helpers):
     app = make_app(sampler="ddpm", steps=1000, items=2)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -23,6 +23,7 @@ def test_limits_mirror_core():
     assert tui_state.DEFAULT_STEPS == core.sampling.DEFAULT_STEPS
     assert tui_state.DEFAULT_GUIDANCE_INTERVAL == core.sampling.DEFAULT_GUIDANCE_INTERVAL
     assert tui_state.DEFAULT_BLACK_LEVEL == core.sampling.DEFAULT_BLACK_LEVEL
+    assert tui_state.MAX_BLACK_LEVEL == core.sampling.MAX_BLACK_LEVEL
     assert PALETTE_NAMES == core.images.PALETTES
 
 
@@ -110,6 +111,19 @@ def test_apply_request_mirrors_a_recipe():
     assert state.class_weights() == pytest.approx(request.class_weights)
     assert (state.items, state.guidance, state.sampler, state.steps, state.seed, state.seed_locked) == \
            (9, 3.5, "ddpm", 20, 123, True)
+
+
+def test_black_level_takes_0_to_32_and_a_bad_value_changes_nothing():
+    state = GenerateState()
+    state.toggle(9)
+    state.set_black_level(0)
+    assert state.request_fields()["black_level"] == 0
+    state.set_black_level(32)
+    for bad in (-1, 33):
+        with pytest.raises(InputError, match="black level must be a whole number 0-32"):
+            state.set_black_level(bad)
+    assert state.black_level == 32
+    core.sampling.SampleRequest(**state.request_fields()).validate()  # what the row allows, the sampler takes
 
 
 def test_guidance_row_says_when_a_recipe_guides_other_steps():

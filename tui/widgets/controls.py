@@ -14,19 +14,21 @@ from textual.widget import Widget
 
 from core.classes import NUM_CLASSES, SHORT_NAMES
 
-from ..state import DEFAULT_GUIDANCE_INTERVAL, GUIDANCE_STEP, SHARE_STEP, GenerateState, InputError
+from ..state import DEFAULT_GUIDANCE_INTERVAL, GUIDANCE_STEP, MAX_BLACK_LEVEL, SHARE_STEP, GenerateState, InputError
 
-SETTINGS = ("guidance", "sampler", "steps", "seed", "items", "palette")
+SETTINGS = ("guidance", "sampler", "steps", "black", "seed", "items", "palette")
 ROWS = tuple(("class", i) for i in range(NUM_CLASSES)) + tuple(("setting", name) for name in SETTINGS)
 BAR_CELLS = 4
 EIGHTHS = " ▏▎▍▌▋▊▉█"
-TYPED = {"guidance": "guidance (0-20)", "steps": "steps (2-1000)", "seed": "seed", "items": "items (1-64)"}
+TYPED = {"guidance": "guidance (0-20)", "steps": "steps (2-1000)", "black": "black level (0-32)", "seed": "seed",
+         "items": "items (1-64)"}
 
 HINTS = {  # two lines of at most 20 cells each
     "class": "space pick  +/- 5%\ntype 0-100, Enter",
     "guidance": "[ ] ±0.5  type 0-20\nCFG: 0 = no guidance",
     "sampler": "s: DDIM or DDPM\nDDIM: deterministic",
     "steps": "←→ ±5  type 2-1000\nmore steps: slower",
+    "black": "←→ ±1  type 0-32\n0 = raw model pixels",
     "seed": "r roll  l lock\n←→ ±1  type a seed",
     "items": "n/N ×2 ÷2  ←→ ±1\ntype 1-64, Enter",
     "palette": "p or ←→: next one\ngrey = dataset look",
@@ -126,6 +128,7 @@ class ClassControls(Widget, can_focus=True):
             "guidance": f"{state.guidance:g}" + (" off" if state.guidance == 0 else guidance_scope(state.guidance_interval)),
             "sampler": state.sampler.upper(),
             "steps": str(state.steps),
+            "black": f"{state.black_level}/255" if state.black_level else "off",
             "seed": f"{state.seed} " + ("lock" if state.seed_locked else "roll"),
             "items": str(state.items),
             "palette": state.palette,
@@ -202,6 +205,8 @@ class ClassControls(Widget, can_focus=True):
                 state.toggle_sampler()
             elif key == "steps":
                 state.set_steps(min(1000, max(2, state.steps + direction * (5 if state.steps >= 10 else 1))))
+            elif key == "black":
+                state.set_black_level(min(MAX_BLACK_LEVEL, max(0, state.black_level + direction)))
             elif key == "seed":
                 state.set_seed(min(2**31 - 1, max(0, state.seed + direction)))
             elif key == "items":
@@ -257,7 +262,7 @@ class ClassControls(Widget, can_focus=True):
             else:
                 if value != int(value):
                     raise InputError(f"{TYPED[key]} must be a whole number, not {typed}")
-                {"steps": self.state.set_steps, "seed": self.state.set_seed, "items": self.state.set_items}[key](int(value))
+                {"steps": self.state.set_steps, "black": self.state.set_black_level, "seed": self.state.set_seed, "items": self.state.set_items}[key](int(value))
         except InputError as error:
             self._problem(str(error))
             return
