@@ -119,3 +119,22 @@ async def test_quitting_while_training_stops_the_trainer(make_app, fake_data_dir
         assert time.monotonic() < deadline, "the trainer did not save and stop"
         time.sleep(0.1)
     assert list(run_json.parent.glob("checkpoints/step-*.pt"))
+
+
+async def test_a_long_status_message_wraps_at_80_columns_instead_of_losing_its_end(make_app, helpers):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        await pilot.pause(0.1)
+        hint_row = next(line for line in helpers.screen_text(app).splitlines() if "type 0-100, Enter" in line)
+        path = "runs/tui-20261126-132317/checkpoints/step-0000015.pt"
+        app.screen.say(f"training stopped; last checkpoint {path} · g generates with it", "success")
+        await pilot.pause(0.1)
+        lines = helpers.screen_text(app).splitlines()
+        assert len(lines) == 24 and "Generate" in lines[-1]  # the footer keeps the bottom row
+        status = " ".join(line.strip() for line in lines[-3:-1])
+        assert path in status.replace(" ", "") and status.endswith("g generates with it")
+        app.screen.say("short again")
+        await pilot.pause(0.1)
+        lines = helpers.screen_text(app).splitlines()
+        assert lines[-2].strip() == "short again" and hint_row in lines  # one row again: the panel is whole

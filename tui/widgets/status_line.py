@@ -1,4 +1,8 @@
-"""One line at the bottom of a screen: the latest message, coloured by how serious it is."""
+"""The line at the bottom of a screen: the latest message, coloured by how serious it is.
+
+One row normally; a message too long for the width wraps onto a second or third row (the
+layout above gives way for as long as it shows), so paths and the hint at the end of a
+message are never cut off at 80 columns."""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ KEEP_SECONDS = 5.0  # a message the user should read stays this long before back
 class StatusLine(Static):
     DEFAULT_CSS = """
     StatusLine {
-        height: 1;
+        height: auto;
+        max-height: 3;
         padding: 0 1;
         background: $panel;
     }
@@ -37,4 +42,4 @@ class StatusLine(Static):
         if background and severity in ("info", "success") and fresh:
             return
         self.message, self.severity, self.said_at, self.background = message, severity, time.monotonic(), background
-        self.update(Text(message, style=STYLES.get(severity, ""), no_wrap=True, overflow="ellipsis"))
+        self.update(Text(message, style=STYLES.get(severity, ""), overflow="fold"))
