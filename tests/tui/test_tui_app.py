@@ -138,3 +138,14 @@ async def test_a_long_status_message_wraps_at_80_columns_instead_of_losing_its_e
         await pilot.pause(0.1)
         lines = helpers.screen_text(app).splitlines()
         assert lines[-2].strip() == "short again" and hint_row in lines  # one row again: the panel is whole
+
+
+async def test_the_info_line_shows_a_four_class_mix_whole_at_80_columns(make_app, helpers):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        await pilot.press("space", "down", "space", "down", "space", "down", "space")
+        await pilot.pause(0.1)
+        text = " ".join(line.strip() for line in helpers.screen_text(app).splitlines())
+        for name in ("tshirt 25%", "trouser 25%", "pullover 25%", "dress 25%"):
+            assert name in text, name
