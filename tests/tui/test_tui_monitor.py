@@ -78,3 +78,22 @@ async def test_train_pause_stop_then_generate_with_the_result(make_app, fake_dat
         await helpers.wait_until(pilot, lambda: app.current_mode == "generate", what="the switch")
         await helpers.model_ready(pilot)
         assert app.screen.generator.path.parent == runs[0] / "checkpoints"
+
+
+async def test_every_figure_of_a_long_run_is_on_screen_at_80x24(make_app, tmp_path, helpers):
+    import json
+
+    run = tmp_path / "runs" / "wide-45-epochs-resumed"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"state": "running", "device": "cpu", "preset": "wide", "epochs": 56}))
+    (run / "metrics.jsonl").write_text(json.dumps({
+        "step": 21280, "epoch": 45.55, "loss": 0.1353, "loss_smooth": 0.1474, "lr": 1.1e-4, "images_per_sec": 164.0,
+        "elapsed_sec": 12055.0, "eta_sec": 3265.0, "total_steps": 25460}) + "\n")
+    app = make_app(run_dir=str(run))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.wait_until(pilot, lambda: "step 21,280/25,460" in helpers.screen_text(app), what="the snapshot")
+        text = " ".join(line.strip() for line in helpers.screen_text(app).splitlines())
+        for figure in ("epoch 45.55/56", "ran 3h20m", "loss 0.1353", "164 img/s", "ETA 54m25s", "lr 1.1e-04",
+                       "preset wide", "device cpu"):
+            assert figure in text, figure
+        assert run.name in text.replace(" ", "")

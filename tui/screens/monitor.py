@@ -167,12 +167,12 @@ class MonitorScreen(Screen):
 
     def _title(self, snapshot: RunSnapshot) -> str:
         info = snapshot.info
-        parts = [f"run {snapshot.run_dir}", self._state(snapshot)]
+        parts = [self._state(snapshot)]
         if info.get("device"):
             parts.append(f"device {info['device']}")
         if info.get("preset"):
             parts.append(f"preset {info['preset']}")
-        return " · ".join(parts)
+        return " · ".join(parts) + f" · run {snapshot.run_dir}"  # the path last: the longest part, and it wraps
 
     def _progress(self, snapshot: RunSnapshot) -> Text:
         latest, info = snapshot.latest, snapshot.info
@@ -187,6 +187,8 @@ class MonitorScreen(Screen):
         epochs = info.get("epochs")
         if "epoch" in latest:
             text.append(f" · epoch {latest['epoch']:.2f}" + (f"/{epochs}" if epochs else ""))
+        if "elapsed_sec" in latest:  # on this row: the next one fills 80 columns by itself
+            text.append(f" · ran {duration(latest['elapsed_sec'])}", style="dim")
         text.append("\n")
         if "loss" in latest:
             text.append(f"loss {latest['loss']:.4f}", style="bold")
@@ -197,8 +199,6 @@ class MonitorScreen(Screen):
             text.append(f" · ETA {duration(latest['eta_sec'])}")
         if "lr" in latest:
             text.append(f" · lr {latest['lr']:.1e}")
-        if "elapsed_sec" in latest:
-            text.append(f" · ran {duration(latest['elapsed_sec'])}", style="dim")
         if not latest:
             text.append("no metrics yet", style="dim")
         return text
