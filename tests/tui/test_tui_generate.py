@@ -255,6 +255,12 @@ async def test_a_corrupt_checkpoint_is_a_message_and_another_can_be_opened(make_
         await pilot.press("c", *str(tiny_checkpoint), "enter")
         await helpers.model_ready(pilot)
         assert screen.state.picked == [0] and screen.model_error is None
+        await pilot.press("c", *str(corrupt), "enter")  # a failed switch keeps the model in use
+        await helpers.wait_until(pilot, lambda: screen.model_error is not None, what="the second checkpoint error")
+        assert f"still using {Path(tiny_checkpoint).name}" in helpers.status_text(app)
+        assert screen.generator.path == Path(tiny_checkpoint)
+        await pilot.press("g")
+        await helpers.generated(pilot)
 
 
 async def test_a_bad_png_is_a_message_from_the_command_line_and_from_the_dialog(make_app, tmp_path, helpers):

@@ -180,7 +180,11 @@ class GenerateScreen(Screen):
     def model_failed(self, message: ModelFailed) -> None:
         self.model_loading, self.model_error = None, message.error
         self._update_info()
-        self.say(f"cannot load the model: {message.error} (c opens another checkpoint)", "error")
+        if self.generator is not None:  # a failed switch: the model in use stays
+            name = self.generator.path.name if self.generator.path else "the current model"
+            self.say(f"cannot load the model: {message.error} (still using {name}; c opens another)", "error")
+        else:
+            self.say(f"cannot load the model: {message.error} (c opens another checkpoint)", "error")
 
     def _update_info(self) -> None:
         if self.model_loading:
