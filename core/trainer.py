@@ -33,6 +33,7 @@ from . import distributed
 from .checkpoint import CheckpointError, atomic_save, atomic_write_bytes, read_checkpoint
 from .classes import NUM_CLASSES
 from .config import DEFAULT_PRESET, PRESETS, DiffusionConfig, ModelConfig, TrainConfig, as_dict
+from .config import from_dict as config_from_dict
 from .data import DeviceBatches, load_split
 from .diffusion import DiffusionObjective
 from .model import Denoiser
@@ -89,6 +90,38 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
     return [p for _, p in sorted(found)]
+
+
+def resume_state(run_dir: str | os.PathLike) -> tuple[dict, list[str]]:
+    """(the newest usable training checkpoint's state, one line per newer one skipped as unusable).
+    TrainingError when there is none."""
+    run_dir = Path(run_dir)
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise TrainingError(f"nothing to resume: no checkpoint in {run_dir / 'checkpoints'}")
+    errors = []
+    for path in reversed(found):  # newest complete, readable one
+        try:
+            state = read_checkpoint(path)
+            if "optimizer" not in state or "model" not in state:
+                raise CheckpointError(f"{path} is a sampling-only checkpoint and cannot resume training")
+            ckpt.check_weights(state, "model", path)  # shapes checked before any model is built
+            ckpt.check_weights(state, "ema", path)
+            return state, errors
+        except CheckpointError as error:
+            errors.append(str(error))
+    raise TrainingError(f"no usable checkpoint to resume in {run_dir / 'checkpoints'}: {errors[0]}")
+
+
+def saved_train_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The TrainConfig the run's newest usable checkpoint was trained with, to resume it as it was
+    (train_cli.py --resume takes its settings from the command line instead). TrainingError if none."""
+    state, _ = resume_state(run_dir)
+    try:
+        return config_from_dict(TrainConfig, state.get("train_config", {}))
+    except (TypeError, ValueError) as error:
+        raise TrainingError(f"the newest checkpoint in {Path(run_dir) / 'checkpoints'} has an unusable train config: "
+                            f"{str(error).splitlines()[0][:160]}") from None
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -293,22 +326,8 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
     def _load_resume_state(self) -> dict:
-        found = list_checkpoints(self.run_dir)
-        if not found:
-            raise TrainingError(f"nothing to resume: no checkpoint in {self.run_dir / 'checkpoints'}")
-        errors = []
-        for path in reversed(found):  # newest complete, readable one
-            try:
-                state = read_checkpoint(path)
-                if "optimizer" not in state or "model" not in state:
-                    raise CheckpointError(f"{path} is a sampling-only checkpoint and cannot resume training")
-                ckpt.check_weights(state, "model", path)  # shapes checked before any model is built
-                ckpt.check_weights(state, "ema", path)
-                self.resume_skipped = errors
-                return state
-            except CheckpointError as error:
-                errors.append(str(error))
-        raise TrainingError(f"no usable checkpoint to resume in {self.run_dir / 'checkpoints'}: {errors[0]}")
+        state, self.resume_skipped = resume_state(self.run_dir)
+        return state
 
     def _restore(self, state: dict) -> None:
         try:
@@ -371,13 +390,17 @@ class Trainer:
         """Drop lines past the step we (re)start from: steps lost to a kill are logged again, once."""
         if not path.exists():
             return
+        text = path.read_text()
+        lines = text.splitlines()
         kept = []
-        for line in path.read_text().splitlines():
+        for line in lines:
             try:
                 if int(json.loads(line)["step"]) <= self.step:
                     kept.append(line)
             except (ValueError, KeyError, TypeError):
                 continue  # a half-written last line from a killed run
+        if kept == lines and (not text or text.endswith("\n")):
+            return  # nothing to drop: leave the file alone, so a monitor following it just sees appends
         atomic_write_bytes("".join(l + "\n" for l in kept).encode(), path)
 
     def _update_ema(self) -> None:

@@ -28,18 +28,20 @@ class AppOptions:
     export_dir: str = "exports"
     from_png: str | None = None  # reproduce this PNG's recipe at start
     data_dir: str | None = None  # Fashion-MNIST for trainings started from the monitor
+    train_preset: str = DEFAULT_PRESET  # trainings started from the monitor (--train-preset)
+    train_overrides: dict = field(default_factory=dict)  # extra TrainConfig fields (--train-epochs)
     # Not on the command line: starting values (tests use small ones)
     sampler: str = "ddim"
     steps: int | None = None  # None: the sampler's default
     items: int = 16
     runs_root: str = "runs"  # trainings started from the monitor go to runs_root/tui-YYYYmmdd-HHMMSS
-    train_preset: str = DEFAULT_PRESET
-    train_overrides: dict = field(default_factory=dict)  # extra TrainConfig fields
 
     @classmethod
     def from_args(cls, args) -> "AppOptions":
         return cls(checkpoint=args.checkpoint, run_dir=args.run_dir, device=args.device, export_dir=args.export_dir,
-                   from_png=args.from_png, data_dir=getattr(args, "data_dir", None))
+                   from_png=args.from_png, data_dir=getattr(args, "data_dir", None),
+                   train_preset=getattr(args, "train_preset", DEFAULT_PRESET),
+                   train_overrides={"epochs": args.train_epochs} if getattr(args, "train_epochs", None) else {})
 
 
 class FashionApp(App):

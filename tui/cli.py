@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-dir", default="exports", help="where the app's exports go (default ./exports)")
     p.add_argument("--from-png", default=None, help="open the app with the recipe stored in an exported PNG")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder for trainings started from the monitor")
+    from core.config import DEFAULT_PRESET, PRESETS, TrainConfig  # plain dataclasses: no torch
+
+    p.add_argument("--train-preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
+                   help=f"model for trainings started from the monitor (default {DEFAULT_PRESET}; fashion-train has every option)")
+    p.add_argument("--train-epochs", type=int, default=TrainConfig.epochs,
+                   help=f"epochs for trainings started from the monitor (default {TrainConfig.epochs})")
     sub = p.add_subparsers(dest="command", metavar="{generate,info,evaluate}")
 
     g = sub.add_parser("generate", help="write PNGs without the app")
@@ -179,6 +185,8 @@ def main(argv=None) -> int:
             args.guidance_interval = DEFAULT_GUIDANCE_INTERVAL if text is None else parse_guidance_interval(text)
         except SampleRequestError as error:
             return _fail(str(error), 2)
+    if args.command is None and args.train_epochs < 1:
+        return _fail(f"--train-epochs must be at least 1, not {args.train_epochs}", 2)
     try:
         handler = {"generate": cmd_generate, "info": cmd_info, "evaluate": cmd_evaluate}.get(args.command, cmd_app)
         return handler(args)

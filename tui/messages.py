@@ -103,11 +103,13 @@ class TrainingStarted(Message):
 
 
 class TrainingEnded(Message):
-    """The in-app training returned (outcome finished/stopped) or failed (error set)."""
+    """The in-app training returned (outcome finished/stopped), failed (error set), or had nothing
+    left to do (outcome complete: a resumed run that had already trained its epochs)."""
 
-    def __init__(self, run_dir: str, outcome: str, error: str | None = None, checkpoint: str | None = None) -> None:
+    def __init__(self, run_dir: str, outcome: str, error: str | None = None, checkpoint: str | None = None,
+                 epochs: int | None = None) -> None:
         super().__init__()
-        self.run_dir, self.outcome, self.error, self.checkpoint = run_dir, outcome, error, checkpoint
+        self.run_dir, self.outcome, self.error, self.checkpoint, self.epochs = run_dir, outcome, error, checkpoint, epochs
 
 
 class OpenCheckpoint(Message):

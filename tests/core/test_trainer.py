@@ -6,7 +6,7 @@ from PIL import Image
 
 from core.checkpoint import load_generator, read_checkpoint
 from core.config import TrainConfig
-from core.trainer import Trainer, TrainingError, list_checkpoints, lr_at
+from core.trainer import Trainer, TrainingError, list_checkpoints, lr_at, saved_train_config
 
 FIELDS = {"step", "epoch", "loss", "loss_smooth", "lr", "images_per_sec", "elapsed_sec", "eta_sec"}
 
@@ -60,9 +60,13 @@ def test_stop_then_resume_matches_an_uninterrupted_run(tmp_path, fake_data_dir):
     result = interrupted.run()
     assert result["outcome"] == "stopped" and result["step"] == 5
     assert list_checkpoints(tmp_path / "b")[-1].name == "step-0000005.pt"
+    inode = (tmp_path / "b/metrics.jsonl").stat().st_ino
     resumed = Trainer(tmp_path / "b", config(sample_grid_per_class=0), data_dir=fake_data_dir, resume=True)
     assert resumed.step == 5 and resumed.preset == "tiny"
     assert resumed.run()["step"] == 8
+    # stopped right at a checkpoint: no line to drop, so the log was appended to, not rewritten (a monitor
+    # following it would otherwise report it replaced)
+    assert (tmp_path / "b/metrics.jsonl").stat().st_ino == inode
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), name
     steps = [json.loads(l)["step"] for l in (tmp_path / "b/metrics.jsonl").read_text().splitlines()]
@@ -72,6 +76,20 @@ def test_stop_then_resume_matches_an_uninterrupted_run(tmp_path, fake_data_dir):
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, fake_data_dir):
     with pytest.raises(TrainingError, match="nothing to resume"):
         Trainer(tmp_path / "empty", config(), data_dir=fake_data_dir, resume=True)
+
+
+def test_saved_train_config_is_the_one_the_newest_checkpoint_was_trained_with(tmp_path, fake_data_dir):
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        saved_train_config(tmp_path / "r")
+    trained = config(epochs=1, batch_size=8, lr=3e-4, sample_grid_per_class=0)
+    Trainer(tmp_path / "r", trained, preset="tiny", data_dir=fake_data_dir).run()
+    assert saved_train_config(tmp_path / "r") == trained
+    newest = list_checkpoints(tmp_path / "r")[-1]
+    state = read_checkpoint(newest)
+    state["train_config"]["from_the_future"] = 1
+    torch.save(state, newest.parent / "step-0000099.pt")
+    with pytest.raises(TrainingError, match="unusable train config: unknown TrainConfig keys"):
+        saved_train_config(tmp_path / "r")
 
 
 def test_resume_skips_a_corrupt_newest_checkpoint(tmp_path, fake_data_dir):

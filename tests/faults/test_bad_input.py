@@ -245,3 +245,23 @@ def test_info_on_files_that_are_no_recipe(tmp_path):
         f"fashion-tui: error: {tmp_path} is a directory, not a PNG",
         f"fashion-tui: error: {tmp_path / 'missing.png'} does not exist",
     ]
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--train-epochs", "0"], "--train-epochs must be at least 1, not 0"),
+    (["--train-preset", "huge"], "invalid choice: 'huge'"),
+])
+def test_app_training_flag_mistakes(tmp_path, extra, fragment):
+    result = cli(TUI, *extra, cwd=tmp_path)  # refused before the app starts: nothing to drive, nothing written
+    assert_refused(result, fragment)
+    assert result.rc == 2 and not list(tmp_path.iterdir())
+
+
+def test_app_training_flags_reach_the_monitor():
+    from tui.app import AppOptions
+    from tui.cli import build_parser
+
+    options = AppOptions.from_args(build_parser().parse_args(["--train-preset", "fast", "--train-epochs", "3"]))
+    assert options.train_preset == "fast" and options.train_overrides == {"epochs": 3}
+    defaults = AppOptions.from_args(build_parser().parse_args([]))
+    assert defaults.train_preset == "wide" and defaults.train_overrides == {"epochs": 10}

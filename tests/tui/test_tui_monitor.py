@@ -97,3 +97,52 @@ async def test_every_figure_of_a_long_run_is_on_screen_at_80x24(make_app, tmp_pa
                        "preset wide", "device cpu"):
             assert figure in text, figure
         assert run.name in text.replace(" ", "")
+
+
+async def test_r_resumes_a_stopped_run_with_its_own_settings_and_says_when_nothing_is_left(make_app, fake_data_dir, tmp_path,
+                                                                                         helpers):
+    import json
+
+    from core.config import TrainConfig
+    from core.trainer import Trainer, list_checkpoints
+
+    run = tmp_path / "runs" / "earlier"
+    trained = TrainConfig(epochs=3, batch_size=16, log_every=1, checkpoint_every=2, sample_grid_per_class=0,
+                          warmup_steps=2, lr=5e-4)
+    first = Trainer(run, trained, preset="tiny", data_dir=fake_data_dir,
+                    on_event=lambda e: first.stop("test") if e.kind == "log" and e.step == 5 else None)
+    assert first.run()["step"] == 5
+    app = make_app(data_dir=str(fake_data_dir), run_dir=str(run))  # the app's own training settings differ
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await helpers.wait_until(pilot, lambda: "step 5/12" in monitor_text(app), what="the stopped run")
+        await pilot.press("r")
+        await helpers.wait_until(pilot, lambda: "nothing to resume" in helpers.status_text(app)
+                                 or "training finished" in helpers.status_text(app), timeout=60, what="the end of the run")
+        assert "training finished" in helpers.status_text(app) and screen.trainer is None
+        steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert steps == list(range(1, 13))  # 3 epochs of 4 steps, picked up at step 6: its own epochs and batch
+        assert list_checkpoints(run)[-1].name == "step-0000012.pt"
+        info = json.loads((run / "run.json").read_text())
+        assert info["state"] == "finished" and info["train_config"]["lr"] == 5e-4
+        await pilot.press("r")  # the run has trained all its epochs
+        await helpers.wait_until(pilot, lambda: "nothing to resume" in helpers.status_text(app), what="the refusal")
+        assert "finished its 3 epochs" in helpers.status_text(app) and screen.trainer is None
+        assert list_checkpoints(run)[-1].name == "step-0000012.pt"
+
+
+async def test_r_without_a_run_or_a_checkpoint_is_a_message(make_app, fake_data_dir, tmp_path, helpers):
+    empty = tmp_path / "runs" / "empty"
+    empty.mkdir(parents=True)
+    app = make_app(data_dir=str(fake_data_dir))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("m")
+        screen = app.screen
+        screen.action_resume()  # the key is hidden without a run; the action still explains
+        assert "no run attached" in helpers.status_text(app)
+        screen.attach(empty)
+        await helpers.wait_until(pilot, lambda: screen.snapshot is not None, what="the first look at the run")
+        await pilot.press("r")
+        await helpers.wait_until(pilot, lambda: "training failed" in helpers.status_text(app), what="the failure")
+        assert "nothing to resume: no checkpoint in" in helpers.status_text(app) and screen.trainer is None
+        assert not list(empty.iterdir())  # nothing written

@@ -58,6 +58,7 @@ class MonitorScreen(Screen):
     BINDINGS = [
         Binding("o", "open_run", "Open run", tooltip="follow a run directory (train_cli.py's or this app's), live"),
         Binding("t", "train", "Train", tooltip="start a new training here, in runs/tui-YYYYmmdd-HHMMSS"),
+        Binding("r", "resume", "Resume", tooltip="continue the followed run from its newest checkpoint, with its own settings"),
         Binding("p", "pause", "Pause", tooltip="pause or resume this app's training"),
         Binding("x", "stop", "Stop", tooltip="stop this app's training (it saves a checkpoint first)"),
         Binding("g", "use_newest", "Generate", tooltip="switch to generate, on the run's newest checkpoint"),
@@ -101,13 +102,15 @@ class MonitorScreen(Screen):
         self.query_one("#samples", PixelCanvas).set_content([], [])
         self.query_one("#run-title", Static).update("no run attached")
         self.query_one("#run-progress", Static).update(
-            "o follows a run directory written by train_cli.py (e.g. runs/default), running or finished;\n"
-            f"t starts a new training here (in {self.app.options.runs_root}/tui-…), g then generates with it.")
+            "o follows a run directory (train_cli.py's or this app's) · r resumes it\n"
+            f"t starts a new training in {self.app.options.runs_root}/tui-… · g generates with it")
         self.say("o follows a run directory · t starts a new training here")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause", "stop"):
             return self.trainer is not None  # only this app's own training can be paused or stopped
+        if action == "resume":
+            return self.trainer is None and self.run_dir is not None
         return True
 
     def on_unmount(self) -> None:
@@ -244,10 +247,26 @@ class MonitorScreen(Screen):
         self.training_dir = run_dir
         self._train(run_dir)
         self.attach(run_dir)
-        self.say(f"starting a training in {run_dir} (loading data and model…)")
+        self.say(f"starting a training in {run_dir} (preset {options.train_preset}; loading data and model…)")
+
+    def action_resume(self) -> None:
+        if self.trainer is not None or self.training_dir is not None:
+            self.say(f"a training is already running here ({self.training_dir}); x stops it", "warning")
+            return
+        if self.run_dir is None:
+            self.say("no run attached: o follows one, then r resumes it", "warning")
+            return
+        info = self.snapshot.info if self.snapshot is not None else {}
+        pid = info.get("pid")
+        if info.get("state") == "running" and pid and int(pid) != os.getpid() and pid_alive(pid):
+            self.say(f"{self.run_dir} is still training in process {pid}: stop it there first", "warning")
+            return
+        self.training_dir = self.run_dir
+        self._train(self.run_dir, resume=True)
+        self.say(f"resuming {self.run_dir} from its newest checkpoint (loading data and model…)")
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def _train(self, run_dir: Path) -> None:
+    def _train(self, run_dir: Path, resume: bool = False) -> None:
         worker = get_current_worker()
         options = self.app.options
         trainer = None
@@ -264,9 +283,20 @@ class MonitorScreen(Screen):
 
             lower_thread_priority()  # keys must still repaint quickly while it trains
 
-            config = TrainConfig(device=options.device, **options.train_overrides)
-            trainer = Trainer(run_dir, config, data_dir=options.data_dir, on_event=on_event, preset=options.train_preset)
+            if resume:  # as it was trained: its epochs, batch, learning rate and EMA; this app's device
+                from dataclasses import replace
+
+                from core.trainer import saved_train_config
+
+                config = replace(saved_train_config(run_dir), device=options.device)
+            else:
+                config = TrainConfig(device=options.device, **options.train_overrides)
+            trainer = Trainer(run_dir, config, data_dir=options.data_dir, resume=resume, on_event=on_event,
+                              preset=options.train_preset)
             if worker.is_cancelled:
+                return
+            if trainer.step >= trainer.total_steps:
+                self.post_message(TrainingEnded(str(run_dir), "complete", epochs=config.epochs))
                 return
             self.post_message(TrainingStarted(trainer, str(run_dir)))
             result = trainer.run()
@@ -291,6 +321,9 @@ class MonitorScreen(Screen):
             if self.run_dir == Path(message.run_dir) and not self.run_dir.exists():
                 self.detach()  # nothing was written: do not follow a run that never existed
             self.say(f"training failed: {message.error}", "error")
+        elif message.outcome == "complete":
+            self.say(f"nothing to resume: {message.run_dir} has finished its {message.epochs} epochs "
+                     f"(fashion-train --resume --epochs N trains it further)", "warning")
         else:
             self.say(f"training {message.outcome}; last checkpoint {message.checkpoint} · g generates with it", "success")
 
