@@ -146,3 +146,24 @@ async def test_r_without_a_run_or_a_checkpoint_is_a_message(make_app, fake_data_
         await helpers.wait_until(pilot, lambda: "training failed" in helpers.status_text(app), what="the failure")
         assert "nothing to resume: no checkpoint in" in helpers.status_text(app) and screen.trainer is None
         assert not list(empty.iterdir())  # nothing written
+
+
+async def test_r_refuses_a_run_another_process_is_still_training(make_app, run_dir, helpers):
+    import json
+    import subprocess
+
+    other = subprocess.Popen(["sleep", "60"])  # stands in for a fashion-train process
+    try:
+        info = json.loads((run_dir / "run.json").read_text()) | {"pid": other.pid}
+        (run_dir / "run.json").write_text(json.dumps(info))
+        before = (run_dir / "metrics.jsonl").read_bytes()
+        app = make_app(run_dir=str(run_dir))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await helpers.wait_until(pilot, lambda: app.screen.snapshot is not None, what="the first look at the run")
+            await pilot.press("r")
+            assert f"still training in process {other.pid}" in helpers.status_text(app)
+            assert app.screen.trainer is None and app.screen.training_dir is None
+        assert (run_dir / "metrics.jsonl").read_bytes() == before
+    finally:
+        other.kill()
+        other.wait()

@@ -258,7 +258,7 @@ class MonitorScreen(Screen):
             return
         info = self.snapshot.info if self.snapshot is not None else {}
         pid = info.get("pid")
-        if info.get("state") == "running" and pid and int(pid) != os.getpid() and pid_alive(pid):
+        if info.get("state") == "running" and pid and str(pid) != str(os.getpid()) and pid_alive(pid):
             self.say(f"{self.run_dir} is still training in process {pid}: stop it there first", "warning")
             return
         self.training_dir = self.run_dir
