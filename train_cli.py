@@ -153,6 +153,8 @@ def main(argv=None) -> int:
             console.print("fashion-train: interrupted before training started; nothing was written")
         return 130
     finally:
+        if trainer is not None:
+            trainer.close()  # first: DDP holds the process group
         shutdown_distributed()
     if rank == 0:
         if result["outcome"] == "stopped":

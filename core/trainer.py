@@ -15,6 +15,7 @@ any of the above, and the ranks agree each step (one all-reduce) on the loss, Na
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import math
 import os
@@ -245,6 +246,16 @@ class Trainer:
             return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                                            **{no_sync: False})
         return module
+
+    def close(self) -> None:
+        """Let go of the DistributedDataParallel wrapper before shutdown_distributed().
+
+        DDP keeps a reference to the process group, so destroy_process_group() alone leaves a gloo
+        group alive until interpreter exit, where freeing it can abort the process (SIGABRT, exit
+        code -6) after a clean run or a clean failure. The trainer cannot step after this."""
+        if self.world_size > 1:
+            self.train_module = self.step_fn = None
+            gc.collect()
 
     def _startup_state(self, resume: bool) -> dict | None:
         """Rank 0 alone checks the run directory (no clobbering; newest usable checkpoint) and

@@ -170,6 +170,12 @@ try:
     outcome = "finished"
 except TrainingError as error:
     outcome = str(error)
+del real  # this script's own hold on the DDP-wrapped step
+trainer.close()  # as train_cli.py does: DDP lets go of the process group before it is destroyed
+import gc
+from torch.nn.parallel import DistributedDataParallel
+if any(isinstance(o, DistributedDataParallel) for o in gc.get_objects()):
+    outcome = "a DistributedDataParallel wrapper outlived trainer.close()"
 Path({str(tmp_path)!r}, f"rank{{info.rank}}.txt").write_text(outcome)
 shutdown_distributed()
 """)
