@@ -93,38 +93,6 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def resume_state(run_dir: str | os.PathLike) -> tuple[dict, list[str]]:
-    """(the newest usable training checkpoint's state, one line per newer one skipped as unusable).
-    TrainingError when there is none."""
-    run_dir = Path(run_dir)
-    found = list_checkpoints(run_dir)
-    if not found:
-        raise TrainingError(f"nothing to resume: no checkpoint in {run_dir / 'checkpoints'}")
-    errors = []
-    for path in reversed(found):  # newest complete, readable one
-        try:
-            state = read_checkpoint(path)
-            if "optimizer" not in state or "model" not in state:
-                raise CheckpointError(f"{path} is a sampling-only checkpoint and cannot resume training")
-            ckpt.check_weights(state, "model", path)  # shapes checked before any model is built
-            ckpt.check_weights(state, "ema", path)
-            return state, errors
-        except CheckpointError as error:
-            errors.append(str(error))
-    raise TrainingError(f"no usable checkpoint to resume in {run_dir / 'checkpoints'}: {errors[0]}")
-
-
-def saved_train_config(run_dir: str | os.PathLike) -> TrainConfig:
-    """The TrainConfig the run's newest usable checkpoint was trained with, to resume it as it was
-    (train_cli.py --resume takes its settings from the command line instead). TrainingError if none."""
-    state, _ = resume_state(run_dir)
-    try:
-        return config_from_dict(TrainConfig, state.get("train_config", {}))
-    except (TypeError, ValueError) as error:
-        raise TrainingError(f"the newest checkpoint in {Path(run_dir) / 'checkpoints'} has an unusable train config: "
-                            f"{str(error).splitlines()[0][:160]}") from None
-
-
 def write_json(path: Path, data: dict) -> None:
     atomic_write_bytes((json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), path)
 
@@ -140,6 +108,7 @@ class Trainer:
         diffusion_config: DiffusionConfig | None = None,
         data_dir: str | os.PathLike | None = None,
         resume: bool = False,
+        as_trained: bool = False,  # on resume: every TrainConfig field but device from the checkpoint
         download: bool = False,
         on_event: Callable[[TrainEvent], None] | None = None,
         preset: str = DEFAULT_PRESET,
@@ -169,6 +138,13 @@ class Trainer:
                 self.device = torch.device("cuda", self.local_rank % torch.cuda.device_count())
 
         state = self._startup_state(resume)
+        if state is not None and as_trained:  # resume as it was trained (the app's monitor); train_cli passes its flags
+            try:
+                saved = config_from_dict(TrainConfig, state.get("train_config", {}))
+            except (TypeError, ValueError) as error:
+                raise TrainingError(f"the newest checkpoint in {self.run_dir / 'checkpoints'} has an unusable train "
+                                    f"config: {str(error).splitlines()[0][:160]}") from None
+            self.train_config = train_config = replace(saved, device=train_config.device)
         if state is not None:
             model_config = ModelConfig.from_dict(state["model_config"])
             diffusion_config = DiffusionConfig.from_dict(state["diffusion_config"])
@@ -337,8 +313,22 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
     def _load_resume_state(self) -> dict:
-        state, self.resume_skipped = resume_state(self.run_dir)
-        return state
+        found = list_checkpoints(self.run_dir)
+        if not found:
+            raise TrainingError(f"nothing to resume: no checkpoint in {self.run_dir / 'checkpoints'}")
+        errors = []
+        for path in reversed(found):  # newest complete, readable one
+            try:
+                state = read_checkpoint(path)
+                if "optimizer" not in state or "model" not in state:
+                    raise CheckpointError(f"{path} is a sampling-only checkpoint and cannot resume training")
+                ckpt.check_weights(state, "model", path)  # shapes checked before any model is built
+                ckpt.check_weights(state, "ema", path)
+                self.resume_skipped = errors
+                return state
+            except CheckpointError as error:
+                errors.append(str(error))
+        raise TrainingError(f"no usable checkpoint to resume in {self.run_dir / 'checkpoints'}: {errors[0]}")
 
     def _restore(self, state: dict) -> None:
         try:

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -6,7 +7,7 @@ from PIL import Image
 
 from core.checkpoint import load_generator, read_checkpoint
 from core.config import TrainConfig
-from core.trainer import Trainer, TrainingError, list_checkpoints, lr_at, saved_train_config
+from core.trainer import Trainer, TrainingError, list_checkpoints, lr_at
 
 FIELDS = {"step", "epoch", "loss", "loss_smooth", "lr", "images_per_sec", "elapsed_sec", "eta_sec"}
 
@@ -78,18 +79,19 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path, fake_data_dir):
         Trainer(tmp_path / "empty", config(), data_dir=fake_data_dir, resume=True)
 
 
-def test_saved_train_config_is_the_one_the_newest_checkpoint_was_trained_with(tmp_path, fake_data_dir):
-    with pytest.raises(TrainingError, match="nothing to resume"):
-        saved_train_config(tmp_path / "r")
+def test_resume_as_trained_takes_the_checkpoints_settings_but_the_callers_device(tmp_path, fake_data_dir):
     trained = config(epochs=1, batch_size=8, lr=3e-4, sample_grid_per_class=0)
     Trainer(tmp_path / "r", trained, preset="tiny", data_dir=fake_data_dir).run()
-    assert saved_train_config(tmp_path / "r") == trained
+    other = config(epochs=5, batch_size=16, lr=1e-3, device="cpu")
+    assert Trainer(tmp_path / "r", other, data_dir=fake_data_dir, resume=True).train_config == other  # train_cli's way
+    resumed = Trainer(tmp_path / "r", other, data_dir=fake_data_dir, resume=True, as_trained=True)
+    assert resumed.train_config == dataclasses.replace(trained, device="cpu") and resumed.step == resumed.total_steps == 8  # 64 images / 8, 1 epoch
     newest = list_checkpoints(tmp_path / "r")[-1]
     state = read_checkpoint(newest)
     state["train_config"]["from_the_future"] = 1
     torch.save(state, newest.parent / "step-0000099.pt")
     with pytest.raises(TrainingError, match="unusable train config: unknown TrainConfig keys"):
-        saved_train_config(tmp_path / "r")
+        Trainer(tmp_path / "r", other, data_dir=fake_data_dir, resume=True, as_trained=True)
 
 
 def test_resume_skips_a_corrupt_newest_checkpoint(tmp_path, fake_data_dir):

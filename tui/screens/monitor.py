@@ -283,20 +283,14 @@ class MonitorScreen(Screen):
 
             lower_thread_priority()  # keys must still repaint quickly while it trains
 
-            if resume:  # as it was trained: its epochs, batch, learning rate and EMA; this app's device
-                from dataclasses import replace
-
-                from core.trainer import saved_train_config
-
-                config = replace(saved_train_config(run_dir), device=options.device)
-            else:
-                config = TrainConfig(device=options.device, **options.train_overrides)
-            trainer = Trainer(run_dir, config, data_dir=options.data_dir, resume=resume, on_event=on_event,
-                              preset=options.train_preset)
+            # a resumed run keeps its own epochs, batch, learning rate and EMA; only the device is this app's
+            config = TrainConfig(device=options.device, **({} if resume else options.train_overrides))
+            trainer = Trainer(run_dir, config, data_dir=options.data_dir, resume=resume, as_trained=resume,
+                              on_event=on_event, preset=options.train_preset)
             if worker.is_cancelled:
                 return
             if trainer.step >= trainer.total_steps:
-                self.post_message(TrainingEnded(str(run_dir), "complete", epochs=config.epochs))
+                self.post_message(TrainingEnded(str(run_dir), "complete", epochs=trainer.train_config.epochs))
                 return
             self.post_message(TrainingStarted(trainer, str(run_dir)))
             result = trainer.run()
