@@ -1,10 +1,14 @@
 """Speed and memory figures for the default config. Prints a table; asserts nothing.
 
     python bench/benchmark.py [--checkpoint PATH] [--threads N] [--train-steps 20]
+    python bench/benchmark.py --write-seed-checkpoint PATH   # an untrained `seed` model, for timing the original way
 
 Figures: training images/s (default preset, batch 128, synthetic batches: the data path is a
-tensor index), time to sample 16 guided items (DDIM 50, DDIM 25, DDPM 250), peak resident memory,
-and import/start-up costs on the generation path.
+tensor index), time to sample 16 guided items with each sampler at its defaults (DPM-Solver++ 20,
+DDIM 50, DDPM 250) on all threads and on one (as the app samples), peak resident memory, and
+each start-up cost of `fashion-tui generate`, measured in a fresh process: importing torch and
+the generation path, reading the checkpoint, checking its shapes, building the model, hashing
+the file, and the first sampling call.
 """
 
 from __future__ import annotations
@@ -35,6 +39,52 @@ def time_import(module: str) -> str:
     return f"{float(out.stdout.strip()):.2f} s"
 
 
+STARTUP = r"""
+import json, sys, time
+marks = [("start", time.perf_counter())]
+def mark(name): marks.append((name, time.perf_counter()))
+import torch; mark("import torch")
+import core.sampling, core.export, core.checkpoint; mark("import the generation path (core)")
+from core.checkpoint import build_denoiser, check_weights, default_checkpoint, file_hash, read_checkpoint
+from core.sampling import SampleRequest, sample
+path = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else default_checkpoint()
+data = read_checkpoint(path); mark("read the checkpoint (torch.load, weights only)")
+check_weights(data, "ema", path); mark("check its shapes (meta-device model)")
+denoiser, model_config, diffusion_config = build_denoiser(data, "ema", path); mark("build the model and load the weights")
+file_hash(path); mark("hash the file")
+from core.checkpoint import Generator
+denoiser = denoiser.to(memory_format=torch.channels_last).eval()
+generator = Generator(denoiser, model_config, diffusion_config, None, "", {})
+sample(generator, SampleRequest([0.0] * 9 + [1.0], n=16, steps=2)); mark("first sampling call (2 steps, 16 items)")
+print(json.dumps([(b[0], b[1] - a[1]) for a, b in zip(marks, marks[1:])]))
+"""
+
+
+def startup_components(checkpoint: str | None) -> list[tuple[str, str]]:
+    import json
+
+    out = subprocess.run([sys.executable, "-c", STARTUP, checkpoint or ""], capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        return [("start-up components", "n/a (" + (out.stderr.strip().splitlines() or ["failed"])[-1] + ")")]
+    return [(f"start-up: {name}", f"{seconds:.2f} s") for name, seconds in json.loads(out.stdout.strip().splitlines()[-1])]
+
+
+def write_seed_checkpoint(path: str) -> None:
+    """An untrained `seed`-preset generator: the original design's model size, for timing it."""
+    import torch
+
+    from core.checkpoint import FORMAT_VERSION, KIND, atomic_save, config_dicts, model_state
+    from core.config import PRESETS
+    from core.model import Denoiser
+
+    preset = PRESETS["seed"]
+    torch.manual_seed(0)
+    denoiser = Denoiser(preset.model, preset.diffusion)
+    atomic_save({"kind": KIND, "format_version": FORMAT_VERSION, "preset": "seed", **config_dicts(preset.model, preset.diffusion),
+                 "ema": model_state(denoiser), "step": 0, "epoch": 0}, path)
+    print(f"wrote {path} (untrained seed preset)")
+
+
 def main() -> None:
     from core.config import DEFAULT_PRESET
 
@@ -44,7 +94,11 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=20)
     parser.add_argument("--preset", default=DEFAULT_PRESET)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--write-seed-checkpoint", default=None, metavar="PATH")
     args = parser.parse_args()
+    if args.write_seed_checkpoint:
+        write_seed_checkpoint(args.write_seed_checkpoint)
+        return
 
     import torch
 
@@ -52,7 +106,7 @@ def main() -> None:
     from core.config import PRESETS
     from core.diffusion import DiffusionObjective
     from core.model import Denoiser
-    from core.sampling import SampleRequest, sample
+    from core.sampling import DEFAULT_STEPS, SampleRequest, sample
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -95,17 +149,27 @@ def main() -> None:
         generator = Generator(model, preset.model, preset.diffusion, None, "random", {})
         label = "random weights"
     boot = [0.0] * 9 + [1.0]
-    for sampler, steps in (("ddim", 50), ("ddim", 25), ("ddpm", 250)):
-        sample(generator, SampleRequest(boot, n=16, sampler=sampler, steps=min(steps, 5)))  # warm-up
-        start = time.perf_counter()
-        sample(generator, SampleRequest(boot, n=16, sampler=sampler, steps=steps, guidance=2.0))
-        rows.append((f"16 guided items, {sampler.upper()} {steps} ({label})", f"{time.perf_counter() - start:.2f} s"))
+    threads = torch.get_num_threads()
+    for sampler, steps in DEFAULT_STEPS.items():
+        for count in sorted({threads, 1}, reverse=True):
+            torch.set_num_threads(count)
+            sample(generator, SampleRequest(boot, n=16, sampler=sampler, steps=min(steps, 5)))  # warm-up
+            runs = []
+            for _ in range(3):
+                start = time.perf_counter()
+                sample(generator, SampleRequest(boot, n=16, sampler=sampler, steps=steps))
+                runs.append(time.perf_counter() - start)
+            runs.sort()
+            rows.append((f"16 items, {sampler.upper()} {steps}, default guidance ({label}, {count} thread{'s' * (count > 1)})",
+                         f"{runs[1]:.2f} s (median of 3)"))
+    torch.set_num_threads(threads)
     rows.append(("peak resident memory (this process)", f"{peak_rss_mb():.0f} MB"))
     if device.type == "cuda":
         rows.append(("peak CUDA memory", f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MB"))
     rows.append(("import torch", time_import("torch")))
     rows.append(("import core.sampling (generation path, no torchvision)", time_import("core.sampling")))
     rows.append(("import tui.app (first frame path, no torch)", time_import("tui.app")))
+    rows += startup_components(args.checkpoint)
 
     width = max(len(r[0]) for r in rows)
     print(f"{'figure':<{width}}  value")

@@ -6,6 +6,10 @@ Runs the real app (`python -m tui.cli`) in a pseudo-terminal at 80x24, as a user
 and reads what it writes:
   first frame      process start -> the side panel's "CLASSES" title is on the terminal
   model ready      process start -> "model ready" (loaded in a background worker)
+  generate         `g` at the default settings (the class picked at start, 16 items): the time the
+                   app reports in "16 items in X s", median of 3
+  live mode        `v`, then `]`/`[` alternately (each change starts a new run, cancelling the one in
+                   flight): key -> "denoising" written back, and `p` pressed during those runs
   key-to-repaint   `p` (next palette: every visible item is redrawn) written -> the new palette's
                    name written back; and arrow up/down (a light key) -> the focused row's hint
                    written back; measured idle, then while a DDPM generation (default 64 items
@@ -84,14 +88,15 @@ class Terminal:
             if pid:
                 self.exit_status = status
                 return time.perf_counter()
-        raise TimeoutError("the app did not exit")
+        tail = re.sub(rb"\x1b\[[0-9;?<>=$]*[a-zA-Z]", b" ", bytes(self.output[-3000:])).decode(errors="replace")
+        raise TimeoutError(f"the app did not exit; it last wrote: {' '.join(tail.split())[-600:]}")
 
 
-def palette_latencies(term: Terminal, presses: int, state: dict, busy_until: str | None = None) -> list[float]:
+def palette_latencies(term: Terminal, presses: int, state: dict, busy_until: str | None = None, since: int = 0) -> list[float]:
     """Press `p` repeatedly; each time, the next palette's name must come back on the terminal."""
     latencies = []
     for _ in range(presses):
-        if busy_until and busy_until.encode() in term.output:
+        if busy_until and busy_until.encode() in term.output[since:]:
             break  # the generation finished: stop measuring "while sampling"
         state["palette"] = (state["palette"] + 1) % len(PALETTES)
         mark, sent = term.send("p")
@@ -106,11 +111,11 @@ def palette_latencies(term: Terminal, presses: int, state: dict, busy_until: str
 ROW_HINTS = {"\x1b[B": "dataset look", "\x1b[A": "type 1-64"}  # items row <-> palette row
 
 
-def arrow_latencies(term: Terminal, presses: int, busy_until: str | None = None) -> list[float]:
+def arrow_latencies(term: Terminal, presses: int, busy_until: str | None = None, since: int = 0) -> list[float]:
     """From the items row, alternate down and up; each time the new row's hint must come back."""
     latencies = []
     for index in range(presses):
-        if busy_until and busy_until.encode() in term.output:
+        if busy_until and busy_until.encode() in term.output[since:]:
             break
         key = "\x1b[B" if index % 2 == 0 else "\x1b[A"
         mark, sent = term.send(key)
@@ -172,18 +177,42 @@ def main() -> int:
         state = {"palette": 0}
         idle = palette_latencies(term, 10, state)
 
-        # a long generation: ] [ put the cursor on the guidance row; up + space picks boot; s picks DDPM (and
-        # moves to the sampler row); then the steps and the item count are typed on their rows
+        reported = []
+        for _ in range(3):
+            mark, _sent = term.send("g")
+            term.wait_for("items in", mark, timeout=60)
+            found = re.search(rb"(\d+) items in ([\d.]+) s", bytes(term.output[mark:]))
+            reported.append((int(found.group(1)), float(found.group(2))))
+            term.pump(0.3)
+
+        mark, _sent = term.send("v")
+        term.wait_for("Live: ON", mark, timeout=10)
+        restarts, live_palette = [], []
+        for index in range(args.presses):
+            mark, sent = term.send("]" if index % 2 == 0 else "[")
+            restarts.append(1000 * (term.wait_for("denoising", mark, timeout=10) - sent))
+            live_palette += palette_latencies(term, 1, state)
+        mark, _sent = term.send("v")
+        term.wait_for("Live: off", mark, timeout=10)
+        term.pump(1.0)  # the last live run finishes
+
+        # a long generation: ] [ put the cursor on the guidance row; up + space adds boot; s s pick DDPM (and
+        # move to the sampler row); then the steps and the item count are typed on their rows
         up, down = "\x1b[A", "\x1b[B"
-        for keys in ("]", "[", up, " ", "s", down, str(args.steps), "\r", down, down, str(args.items), "\r", "g"):
-            term.send(keys)
-            term.pump(0.05)
-        term.wait_for("denoising: step", timeout=30)
-        busy = palette_latencies(term, args.presses, state, busy_until="items in")
+        for keys, shown in (("]", None), ("[", None), (up, None), (" ", None), ("s", "DDIM"), ("s", "DDPM"),
+                            (down, "more steps: slower"), (str(args.steps) + "\r", None), (down * 3, "type 1-64"),
+                            (str(args.items) + "\r", None), ("g", None)):
+            mark, _sent = term.send(keys)
+            if shown:
+                term.wait_for(shown, mark, timeout=10)
+            term.pump(0.1)
+        started = mark  # the g that started the long run
+        term.wait_for("denoising: step", started, timeout=30)
+        busy = palette_latencies(term, args.presses, state, busy_until="items in", since=started)
         term.send("\x1b[A")  # p moved the cursor to the palette row; back to the items row
         term.wait_for("type 1-64", len(term.output) - 1, timeout=10)
-        busy_arrows = arrow_latencies(term, args.presses, busy_until="items in")
-        still_sampling = b"items in" not in term.output
+        busy_arrows = arrow_latencies(term, args.presses, busy_until="items in", since=started)
+        still_sampling = b"items in" not in term.output[started:]
         mark, sent = term.send("\x1b")
         cancelled = term.wait_for("cancelled at step", mark, timeout=30) - sent if still_sampling else None
         mark, sent = term.send("q")
@@ -193,6 +222,10 @@ def main() -> int:
     print(f"first frame       {1000 * first_frame:.0f} ms after process start, median of {len(first_frames)} "
           f"(each: {', '.join(f'{1000 * t:.0f}' for t in first_frames)} ms; 80x24, 256 colours)")
     print(f"model ready       {model_ready:.2f} s after process start (background worker)")
+    print(f"generate          the app reports {', '.join(f'{n} items in {t:.2f} s' for n, t in reported)} "
+          f"(default settings; median {statistics.median(t for _, t in reported):.2f} s)")
+    print(f"live mode         key -> new run shown:   {describe(restarts)}")
+    print(f"key-to-repaint    p, live mode sampling:  {describe(live_palette)}")
     print(f"key-to-repaint    p, idle:                {describe(idle)}")
     print(f"key-to-repaint    p, while sampling:      {describe(busy)}")
     print(f"key-to-repaint    arrow, while sampling:  {describe(busy_arrows)}")

@@ -216,6 +216,39 @@ def default_checkpoint() -> Path:
     return package_checkpoint_dir() / DEFAULT_MODEL_NAME
 
 
+def find_by_hash(wanted: str, name: str | None, places: list[Path]) -> Path | None:
+    """The first checkpoint file in `places` (files, or folders searched one level deep) whose
+    file_hash is `wanted`; files called `name` are tried first. None if there is none."""
+    candidates: list[Path] = []
+    for place in places:
+        place = Path(place)
+        if place.is_file():
+            candidates.append(place)
+        elif place.is_dir():
+            files = sorted(place.glob("*.pt"))
+            candidates += [f for f in files if f.name == name] + [f for f in files if f.name != name]
+    seen = set()
+    for candidate in candidates:
+        key = candidate.resolve()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            if file_hash(candidate) == wanted:
+                return candidate
+        except OSError:
+            continue
+    return None
+
+
+def model_search_places(extra: list[Path] = ()) -> list[Path]:
+    """Where a recipe's model is looked for: the given places, the shipped models, the working
+    directory, ./checkpoints and the checkpoint folders of ./runs/*."""
+    cwd = Path.cwd()
+    runs = sorted(cwd.glob("runs/*/checkpoints"))
+    return [*extra, package_checkpoint_dir(), cwd, cwd / "checkpoints", *runs]
+
+
 def model_state(denoiser: Denoiser) -> dict:
     return {k: v.detach().clone() for k, v in denoiser.state_dict().items()}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .classes import describe_class_weights, format_class_weights
+from .classes import LEGACY_MIX, describe_class_weights, format_class_weights
 from .images import ExportError, make_grid, save_png, to_pil, to_uint8, unique_path
 from .sampling import SampleRequest
 
@@ -15,13 +15,17 @@ RECIPE_VERSION = 1
 
 
 def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | None, index: int | None = None) -> dict:
-    """The PNG metadata: everything needed to regenerate the same pixels."""
+    """The PNG metadata: everything needed to regenerate the same pixels.
+
+    The checkpoint is named by its file name and hash only: a shared PNG must not tell strangers
+    the exporter's directory layout, and the hash finds the model again (core.checkpoint.find_by_hash)."""
     data = {
         "fashion_tui_recipe": RECIPE_VERSION,
         "checkpoint_hash": checkpoint_hash,
-        "checkpoint": checkpoint_path,
+        "checkpoint": Path(checkpoint_path).name if checkpoint_path else None,
         "class_weights": request.class_weights,
         "classes": format_class_weights(request.class_weights),
+        "mix": request.mix,
         "guidance": request.guidance,
         "guidance_interval": list(request.guidance_interval) if request.guidance_interval is not None else None,
         "black_level": request.black_level,
@@ -56,6 +60,12 @@ def _recipe_int(value, name: str) -> int:
     return value
 
 
+def _recipe_mix(value) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"mix {value!r} is not a method name")
+    return value
+
+
 def request_from_recipe(data: dict) -> tuple[SampleRequest, int | None]:
     """Inverse of recipe(): the request that reproduces the grid, and the item index if any."""
     if not isinstance(data, dict):
@@ -69,6 +79,7 @@ def request_from_recipe(data: dict) -> tuple[SampleRequest, int | None]:
             # recipes written before the interval existed guided every step
             guidance_interval=_recipe_interval(data.get("guidance_interval")),
             black_level=_recipe_int(data.get("black_level", 0), "black_level"),  # older recipes: raw output
+            mix=_recipe_mix(data.get("mix", LEGACY_MIX)),  # older recipes averaged the embeddings
         )
         index = data.get("index")
         index = int(index) if index is not None else None

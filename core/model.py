@@ -1,7 +1,7 @@
 """The denoiser: a conditional U-Net, the nn.Embedding class encoder, and CFG around them.
 
     Denoiser(x_t (B,1,28,28), t (B,), {"class_weights": (B,10)})
-      class_emb = class_weights @ E            # (B, class_dim): a mix is a weighted sum of rows of E
+      class_emb = class_weights @ E            # (B, class_dim); a mix is built by core.mixing
       CFGuidance -> swaps class_emb for a learned null embedding with p during training,
                     at sampling time evaluates cond and null in one doubled batch
       UNet(x_t, t, class_emb) -> DiffusionOutput(prediction (B,1,28,28), variance_value (B,1,28,28) in [0,1])
@@ -21,7 +21,8 @@ from torch import nn
 from torchmultimodal.diffusion_labs.modules.adapters.cfguidance import CFGuidance
 from torchmultimodal.diffusion_labs.utils.common import DiffusionOutput
 
-from .classes import NUM_CLASSES
+from . import mixing
+from .classes import LEGACY_MIX, NUM_CLASSES
 from .config import DiffusionConfig, ModelConfig
 
 CLASS_KEY = "class_emb"
@@ -185,7 +186,12 @@ class Denoiser(nn.Module):
 
     def __init__(self, model_config: ModelConfig, diffusion_config: DiffusionConfig):
         super().__init__()
-        self.class_encoder = nn.Embedding(NUM_CLASSES, model_config.class_dim)
+        # the N(0, 1) init nn.Embedding would do, skipped for the shape-only "meta" model that checkpoint
+        # checks build: normal_ on meta tensors imports torch._dynamo, over a second in a fresh process
+        weight = torch.empty(NUM_CLASSES, model_config.class_dim)
+        if weight.device.type != "meta":
+            nn.init.normal_(weight)
+        self.class_encoder = nn.Embedding(NUM_CLASSES, model_config.class_dim, _weight=weight)
         self.guided = CFGuidance(
             UNet(model_config, diffusion_config.steps),
             dim_cond={CLASS_KEY: model_config.class_dim},
@@ -203,10 +209,12 @@ class Denoiser(nn.Module):
         self.guided.guidance = float(value)
 
     guidance_interval: tuple[int, int] | None = None  # None: guide at every t (set per view by with_guidance)
+    mix: str = LEGACY_MIX  # how a multi-class row becomes the prediction (core.mixing; set per view)
 
-    def with_guidance(self, guidance: float, interval: tuple[int, int] | None = None) -> "Denoiser":
-        """A view that shares every parameter and buffer but has its own guidance, so concurrent
-        samplers with different g never race on shared state (CFGuidance keeps g as an attribute).
+    def with_guidance(self, guidance: float, interval: tuple[int, int] | None = None, mix: str = LEGACY_MIX) -> "Denoiser":
+        """A view that shares every parameter and buffer but has its own guidance and mix method, so
+        concurrent samplers with different settings never race on shared state (CFGuidance keeps g
+        as an attribute).
 
         interval=(lo, hi): guide only at steps lo <= t <= hi and run the plain conditional model
         elsewhere (guidance in a limited interval, Kynkaenniemi et al. 2024): guidance at the
@@ -219,24 +227,65 @@ class Denoiser(nn.Module):
         unguided.guidance = 0.0
         view.__dict__["_unguided"] = unguided  # not a registered submodule: state_dict is unchanged
         view.__dict__["guidance_interval"] = None if interval is None else (int(interval[0]), int(interval[1]))
+        view.__dict__["mix"] = mixing.check_method(mix)
         return view
 
-    def class_embedding(self, class_weights: torch.Tensor) -> torch.Tensor:
+    def class_embedding(self, class_weights: torch.Tensor, method: str = LEGACY_MIX) -> torch.Tensor:
         """(B, 10) weights summing to 1 -> (B, class_dim); one-hot gives exactly that class's row."""
-        return class_weights.to(self.class_encoder.weight.dtype) @ self.class_encoder.weight
+        return mixing.embed(class_weights, self.class_encoder.weight, method)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, conditional_inputs: dict) -> DiffusionOutput:
-        embedding = self.class_embedding(conditional_inputs["class_weights"])  # (B, class_dim)
-        if self.guidance_interval is None or self.training:
-            return self.guided(x, t, {CLASS_KEY: embedding})
-        lo, hi = self.guidance_interval
-        inside = (t >= lo) & (t <= hi)  # (B,) samplers pass one t for the whole batch
+        weights = conditional_inputs["class_weights"]  # (B, 10)
+        if self.training:
+            return self.guided(x, t, {CLASS_KEY: self.class_embedding(weights)})
+        if self.guidance_interval is None:
+            inside = torch.ones_like(t, dtype=torch.bool)
+        else:
+            lo, hi = self.guidance_interval
+            inside = (t >= lo) & (t <= hi)  # (B,) samplers pass one t for the whole batch
+        if self.mix in ("compose", "compose-all") and not bool(mixing.single_class(weights).all()):
+            if self.mix == "compose-all" or bool(inside.all()):
+                return self._composed(x, t, weights, inside)
+            if not bool(inside.any()):
+                return self._embedded(x, t, weights, inside, "norm")
+            return _where(inside, self._composed(x, t, weights, inside), self._embedded(x, t, weights, inside, "norm"))
+        return self._embedded(x, t, weights, inside, self.mix)
+
+    def _embedded(self, x, t, weights, inside, method: str) -> DiffusionOutput:
+        """CFG on one mixed condition per item: (1+g) model(x, e) - g model(x, null) where guided."""
+        embedding = self.class_embedding(weights, method)  # (B, class_dim)
         if bool(inside.all()):
             return self.guided(x, t, {CLASS_KEY: embedding})
         plain = self._unguided(x, t, {CLASS_KEY: embedding})
         if not bool(inside.any()):
             return plain
-        guided = self.guided(x, t, {CLASS_KEY: embedding})  # mixed t: per item
-        keep = inside[:, None, None, None]
-        variance = None if plain.variance_value is None else torch.where(keep, guided.variance_value, plain.variance_value)
-        return DiffusionOutput(prediction=torch.where(keep, guided.prediction, plain.prediction), variance_value=variance)
+        return _where(inside, self.guided(x, t, {CLASS_KEY: embedding}), plain)  # mixed t: per item
+
+    def _composed(self, x, t, weights, inside) -> DiffusionOutput:
+        """(1+g) sum_i w_i model(x, E_i) - g model(x, null) where guided, sum_i w_i model(x, E_i) elsewhere,
+        all in one batch of P + B rows (P = picked (item, class) pairs)."""
+        batch = x.shape[0]
+        g = self.guided.guidance
+        items, classes, pair_weights = mixing.composed_pairs(weights)
+        embedding = self.class_encoder.weight[classes]  # (P, class_dim)
+        xs, ts = x[items], t[items]
+        guide = g != 0 and bool(inside.any())
+        if guide:
+            null = self.guided.eval_unconditional_embedding[CLASS_KEY]  # (1, class_dim)
+            embedding = torch.cat([embedding, null.expand(batch, -1)])
+            xs, ts = torch.cat([xs, x]), torch.cat([ts, t])
+        out = self.guided.model(xs, ts, {CLASS_KEY: embedding})
+        pairs = items.numel()
+        prediction = mixing.weighted_sum(out.prediction[:pairs], items, pair_weights, batch)
+        variance = None if out.variance_value is None else mixing.weighted_sum(out.variance_value[:pairs], items, pair_weights, batch)
+        if guide:
+            guided = (1 + g) * prediction - g * out.prediction[pairs:]
+            prediction = torch.where(inside[:, None, None, None], guided, prediction)
+        return DiffusionOutput(prediction=prediction, variance_value=variance)
+
+
+def _where(keep: torch.Tensor, a: DiffusionOutput, b: DiffusionOutput) -> DiffusionOutput:
+    """Per item: a where keep (B,), else b."""
+    mask = keep[:, None, None, None]
+    variance = None if b.variance_value is None else torch.where(mask, a.variance_value, b.variance_value)
+    return DiffusionOutput(prediction=torch.where(mask, a.prediction, b.prediction), variance_value=variance)

@@ -5,7 +5,8 @@
         if cancelled: break                            # stop between any two steps
     images = step.x                                    # after the last step: x_0
 
-Class mixing: the condition is class_weights @ E (weights sum to 1). Each item i draws its
+Class mixing: the request's `mix` method (core.mixing) turns weights summing to 1 into the
+prediction; a one-class request is the same under every method. Each item i draws its
 noise (x_T and every DDPM step) from its own torch.Generator seeded with seed + i, so a run
 never touches the global RNG and the same request gives the same pixels on the same machine.
 """
@@ -16,18 +17,25 @@ import contextlib
 import math
 import os
 from dataclasses import dataclass, field, asdict
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torchmultimodal.diffusion_labs.samplers.ddim import DDIModule
 from torchmultimodal.diffusion_labs.samplers.ddpm import DDPModule
 
 from .checkpoint import Generator
-from .classes import NUM_CLASSES, ClassSpecError, normalise_weights
+from .classes import DEFAULT_MIX, MIX_METHODS, NUM_CLASSES, ClassSpecError, normalise_weights
 from .diffusion import make_predictor, make_schedule
+from .dpm_solver import DPMSolverModule
 
-SAMPLERS = ("ddpm", "ddim")
-DEFAULT_STEPS = {"ddpm": 250, "ddim": 50}
+SAMPLERS = ("ddpm", "ddim", "dpm")
+DEFAULT_SAMPLER = "dpm"
+DEFAULT_STEPS = {"ddpm": 250, "ddim": 50, "dpm": 20}
+# Guidance where each sampler matches DDIM 50 at g=2 on the shipped model: DPM-Solver++ follows the
+# guided ODE more closely than DDIM, so the same g pushes items further (at g=2 its Frechet distance
+# is 1.1x DDIM 50's); at 1.75 its accuracy, worst class and distance are DDIM 50's within noise
+# (bench/quality_table.py; README, Quality).
+DEFAULT_GUIDANCE = {"ddpm": 2.0, "ddim": 2.0, "dpm": 1.75}
 GUIDANCE_RANGE = (0.0, 20.0)
 MAX_ITEMS = 64  # items one request may ask for: a screenful in the app and `generate`
 MAX_EVAL_BATCH = 1000  # items `evaluate` may sample in one batch (each keeps its own seed, so only speed changes)
@@ -58,23 +66,28 @@ class SampleRequest:
 
     class_weights: list[float]  # 10 weights summing to 1, or rows: one per item
     n: int = 16
-    guidance: float = 2.0  # g in (1+g)*cond - g*uncond; 0 = no guidance
-    sampler: str = "ddim"
-    steps: int | None = None  # None -> 250 for ddpm, 50 for ddim
+    guidance: float | None = None  # g in (1+g)*cond - g*uncond; 0 = no guidance; None -> DEFAULT_GUIDANCE[sampler]
+    sampler: str = DEFAULT_SAMPLER
+    steps: int | None = None  # None -> DEFAULT_STEPS[sampler]
     seed: int = 0
     shared_noise: bool = False  # every item uses seed (not seed + i): blend strips
     per_item_weights: list[list[float]] | None = None  # overrides class_weights per item
     guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL  # guide at lo <= t <= hi; None = every t
     black_level: int = DEFAULT_BLACK_LEVEL  # final pixels <= this (of 255) become 0; 0 = raw output
+    mix: str = DEFAULT_MIX  # how a multi-class row becomes the prediction (core.mixing)
 
     def resolved_steps(self) -> int:
         return self.steps if self.steps is not None else DEFAULT_STEPS.get(self.sampler, 50)
 
     def validate(self, max_items: int = MAX_ITEMS) -> "SampleRequest":
+        if self.mix not in MIX_METHODS:
+            raise SampleRequestError(f"mix method must be one of {', '.join(MIX_METHODS)}, not {self.mix!r}")
         if self.sampler not in SAMPLERS:
             raise SampleRequestError(f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= max_items:
             raise SampleRequestError(f"number of items must be 1-{max_items}, not {self.n!r}")
+        if self.guidance is None:
+            self.guidance = DEFAULT_GUIDANCE[self.sampler]
         steps = self.resolved_steps()
         if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= MAX_STEPS:
             raise SampleRequestError(f"steps must be 2-{MAX_STEPS}, not {steps!r}")
@@ -178,7 +191,7 @@ def sampling_autocast(device: torch.device):
 
 def eval_steps_for(sampler: str, steps: int, train_steps: int) -> torch.Tensor:
     """DDPM: `steps` evenly spaced timesteps (model calls = steps, includes t=0 so no noise is added last).
-    DDIM: steps+1 timesteps, since DDIModule makes one model call per consecutive pair."""
+    DDIM and DPM-Solver: steps+1 timesteps, one model call per consecutive pair."""
     count = steps if sampler == "ddpm" else steps + 1
     return torch.linspace(0, train_steps - 1, count).round().long().unique()
 
@@ -208,6 +221,9 @@ def make_sampler(denoiser, config, sampler_name: str, steps: int, noise, device:
     if sampler_name == "ddpm":
         sampler = DDPModule(denoiser, schedule, predictor, eval_steps=eval_steps, progress_bar=False)
         timesteps = eval_steps.flip(0).tolist()
+    elif sampler_name == "dpm":
+        sampler = DPMSolverModule(denoiser, schedule, predictor, eval_steps, same_model=_same_model(denoiser))
+        timesteps = eval_steps.flip(0)[:-1].tolist()
     else:
         sampler = DDIModule(denoiser, schedule, predictor, eval_steps=eval_steps, progress_bar=False, eta=0.0)
         timesteps = eval_steps.flip(0)[:-1].tolist()
@@ -220,13 +236,22 @@ def make_sampler(denoiser, config, sampler_name: str, steps: int, noise, device:
     return sampler.eval(), timesteps
 
 
+def _same_model(denoiser) -> Callable[[int, int], bool]:
+    """Whether the denoiser view runs the same model at steps s and t: not across a guidance edge."""
+    interval = getattr(denoiser, "guidance_interval", None)
+    if interval is None or getattr(denoiser, "guidance", 0.0) == 0:
+        return lambda s, t: True
+    lo, hi = interval
+    return lambda s, t: (lo <= s <= hi) == (lo <= t <= hi)
+
+
 def sample_steps(generator: Generator, request: SampleRequest, device: str | torch.device | None = None,
                  max_items: int = MAX_ITEMS) -> Iterator[SampleStep]:
     """Yield a SampleStep after every denoising step; the last one holds the final images in [-1, 1]."""
     request.validate(max_items)
     device = torch.device(device) if device is not None else next(generator.denoiser.parameters()).device
     # per-call g (and interval); the shared model is untouched
-    denoiser = generator.denoiser.with_guidance(request.guidance, request.guidance_interval)
+    denoiser = generator.denoiser.with_guidance(request.guidance, request.guidance_interval, request.mix)
     config = generator.diffusion_config
     steps = request.resolved_steps()
     noise = _ItemNoise(request.seed, request.n, request.shared_noise)

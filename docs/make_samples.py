@@ -37,7 +37,7 @@ def main() -> None:
     rows.append(sample(generator, SampleRequest(blend[0], n=args.per_class, seed=7, shared_noise=True, per_item_weights=blend)))
     grid = make_grid(torch.cat(rows), args.per_class)
     save_png(to_pil(grid, "grey", args.scale), args.out,
-             {"what": "rows 1-10: one class each (DDIM 50, guidance 2, seeds 100*class + i); row 11: sneaker -> boot blend, seed 7",
+             {"what": "rows 1-10: one class each (default settings, seeds 100*class + i); row 11: sneaker -> boot blend, seed 7",
               "checkpoint_hash": generator.hash})
     print(f"wrote {args.out}")
 

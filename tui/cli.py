@@ -40,13 +40,15 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     from .state import DEFAULT_GUIDANCE_INTERVAL  # no torch: --help stays quick
 
     lo, hi = DEFAULT_GUIDANCE_INTERVAL
-    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance g, 0-20 (0 = none; default 2)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance g, 0-20 (0 = none; default 1.75 for dpm, 2 for ddim and ddpm)")
     p.add_argument("--guidance-interval", default=None, metavar="LO:HI",
                    help=f"guide only at diffusion steps LO-HI, or 'all' (default {lo}:{hi}: the noisier steps and the last one run unguided)")
     p.add_argument("--black-level", type=int, default=4, metavar="N",
                    help="final pixels at or below N/255 become black, 0-32 (default 4; 0 = raw model output)")
-    p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim", help="ddim (deterministic, default 50 steps) or ddpm (strided, default 250)")
-    p.add_argument("--steps", type=int, default=None, help="denoising steps (default 250 for ddpm, 50 for ddim)")
+    p.add_argument("--sampler", choices=("dpm", "ddim", "ddpm"), default="dpm",
+                   help="dpm (DPM-Solver++(2M), deterministic, default 20 steps), ddim (deterministic, default 50) or ddpm (strided, default 250)")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default 20 for dpm, 50 for ddim, 250 for ddpm)")
     p.add_argument("--checkpoint", default=None, help="generator checkpoint (default: the shipped model)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
 
@@ -75,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--palette", default="grey", help="grey (default, the dataset's look), inverted, magma, viridis, ice")
     g.add_argument("--scale", type=int, default=1, help="upscale factor, nearest-neighbour (default 1 = 28px)")
     g.add_argument("--columns", type=int, default=None, help="grid columns (default min(8, n))")
+    from core.classes import DEFAULT_MIX, MIX_DESCRIPTIONS, MIX_METHODS
+
+    g.add_argument("--mix", choices=MIX_METHODS, default=DEFAULT_MIX,
+                   help=f"how the classes of a mix combine (default {DEFAULT_MIX}): "
+                        + "; ".join(f"{name}: {text}" for name, text in MIX_DESCRIPTIONS.items()))
     _add_sampling_args(g)
 
     i = sub.add_parser("info", help="print the recipe stored in an exported PNG")
@@ -117,7 +124,7 @@ def cmd_generate(args) -> int:
     try:
         weights = parse_class_spec(args.class_spec)
         request = SampleRequest(weights, n=args.n, guidance=args.guidance, sampler=args.sampler, steps=args.steps, seed=args.seed,
-                                guidance_interval=args.guidance_interval, black_level=args.black_level).validate()
+                                guidance_interval=args.guidance_interval, black_level=args.black_level, mix=args.mix).validate()
         if args.palette not in PALETTES:
             raise ValueError(f"unknown palette {args.palette!r}; choose from {', '.join(PALETTES)}")
         if not 1 <= args.scale <= MAX_SCALE:
@@ -151,7 +158,7 @@ def cmd_info(args) -> int:
             print(json.dumps(data, indent=2, sort_keys=True))
             continue
         print(f"{name}:")
-        for key in ("classes", "guidance", "guidance_interval", "black_level", "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise",
+        for key in ("classes", "mix", "guidance", "guidance_interval", "black_level", "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise",
                     "checkpoint", "checkpoint_hash", "palette", "scale", "created"):
             if key in data:
                 print(f"  {key:18} {data[key]}")
@@ -175,10 +182,33 @@ def cmd_app(args) -> int:
     return run_app(args)
 
 
-def main(argv=None) -> int:
+HEADLESS = ("generate", "info", "evaluate")
+
+
+def entry() -> None:
+    """The console script: main(), then for the headless subcommands an exit without interpreter
+    teardown. Unloading torch costs ~0.5 s after every command; every file is written and closed
+    (atomically) by then, so nothing is lost by skipping it."""
+    code = main(fast_exit=True)
+    sys.exit(code)
+
+
+def main(argv=None, fast_exit: bool = False) -> int:
     args = build_parser().parse_args(argv)
+    code = _run(args)
+    if fast_exit and args.command in HEADLESS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(args) -> int:
     if args.command in ("generate", "evaluate"):  # the subcommands that sample; "LO:HI"/"all"/None -> interval
-        from core.sampling import DEFAULT_GUIDANCE_INTERVAL, SampleRequestError, parse_guidance_interval
+        from core.sampling import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, SampleRequestError, parse_guidance_interval
+
+        if args.guidance is None:
+            args.guidance = DEFAULT_GUIDANCE[args.sampler]
 
         try:
             text = args.guidance_interval
@@ -195,4 +225,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

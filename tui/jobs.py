@@ -13,7 +13,7 @@ from typing import Iterator
 
 import torch
 
-from core.checkpoint import CheckpointError, Generator, default_checkpoint, load_generator
+from core.checkpoint import CheckpointError, Generator, default_checkpoint, find_by_hash, load_generator, model_search_places
 from core.export import export_items, request_from_recipe
 from core.images import PALETTES, palette_lut, read_metadata, to_uint8
 from core.sampling import SampleRequest, SampleRequestError, SampleStep, blend_weights, sample_steps  # noqa: F401 (screens catch jobs.SampleRequestError)
@@ -76,9 +76,12 @@ def grey_bytes(x: torch.Tensor) -> bytes:
     return to_uint8(x[:, 0]).contiguous().numpy().tobytes()
 
 
-def steps(generator: Generator, request: SampleRequest) -> Iterator[SampleStep]:
-    """sample_steps, holding SAMPLING_LOCK from the first step until the iterator is closed."""
+def steps(generator: Generator, request: SampleRequest, cancelled=lambda: False) -> Iterator[SampleStep]:
+    """sample_steps, holding SAMPLING_LOCK from the first step until the iterator is closed. A run
+    cancelled while it waited for the lock (live mode queues one per key) stops before its first step."""
     with SAMPLING_LOCK:
+        if cancelled():
+            return
         yield from sample_steps(generator, request)
 
 
@@ -94,6 +97,25 @@ def read_recipe(path: str) -> tuple[SampleRequest, int | None, dict]:
         raise ValueError(f"{path} holds no generation recipe (a training sample grid?)")
     request, index = request_from_recipe(data)
     return request, index, data
+
+
+def locate_recipe_model(recipe: dict, png: str, current: Generator | None, model_folders: list[Path] = ()) -> Path | None:
+    """The checkpoint a recipe was made with, found by its hash: the model in use, a path an older
+    recipe stored, the PNG's folder, the model's folder (`model_folders` while one loads), then
+    core's usual places."""
+    wanted = recipe.get("checkpoint_hash")
+    if not isinstance(wanted, str):
+        return None
+    if current is not None and current.hash == wanted:
+        return current.path
+    stored = recipe.get("checkpoint")
+    name = Path(stored).name if isinstance(stored, str) and stored else None
+    places = [Path(stored)] if isinstance(stored, str) and Path(stored).is_absolute() else []
+    places.append(Path(png).parent)
+    if current is not None and current.path is not None:
+        places.append(current.path.parent)
+    places += model_folders
+    return find_by_hash(wanted, name, model_search_places(places))
 
 
 def one_line(error: BaseException) -> str:

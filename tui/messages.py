@@ -74,9 +74,10 @@ class ExportFailed(Message):
 
 
 class RecipeLoaded(Message):
-    def __init__(self, path: str, request: Any, index: int | None, recipe: dict) -> None:
+    def __init__(self, path: str, request: Any, index: int | None, recipe: dict, model: str | None) -> None:
         super().__init__()
         self.path, self.request, self.index, self.recipe = path, request, index, recipe
+        self.model = model  # the recipe's checkpoint, found by its hash, or None
 
 
 class RecipeFailed(Message):

@@ -87,6 +87,17 @@ def tile_row_segments(tile: Tile, row: int, styles: StyleCache) -> list[Segment]
     return segments
 
 
+def resample_nearest(pixels: bytes, width: int, height: int, out_width: int, out_height: int) -> bytes:
+    """Nearest-neighbour resize of a grey image to out_width x out_height (any ratio, e.g. 1.5x)."""
+    columns = [x * width // out_width for x in range(out_width)]
+    rows = []
+    for y in range(out_height):
+        start = (y * height // out_height) * width
+        line = pixels[start: start + width]
+        rows.append(bytes(line[c] for c in columns))
+    return b"".join(rows)
+
+
 def downscale_nearest(pixels: bytes, width: int, height: int, factor: int) -> tuple[bytes, int, int]:
     """Undo a nearest-neighbour upscale by `factor` (take every factor-th pixel)."""
     if factor <= 1:

@@ -18,6 +18,7 @@ from .pixels import downscale_nearest
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")  # as core.trainer.CHECKPOINT_PATTERN
 SAMPLE_PATTERN = re.compile(r"^epoch-(\d+)\.png$")
 SAMPLE_SCALE = 2  # core.trainer writes sample grids scaled x2
+THUMBNAIL_SIZES = (28, 14, 10, 7)  # item sizes (pixels) the monitor may show, largest that fits first
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class SampleGrid:
     height: int
     pixels: bytes  # grey levels, row-major
     per_class: int  # items per row (one row per class)
+    # size -> one tuple per class row of that many items, each size x size grey levels (area-averaged)
+    thumbnails: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,24 @@ def read_sample_grid(path: Path) -> SampleGrid | None:
         with Image.open(path) as image:
             grey = image.convert("L")
             width, height, data = grey.width, grey.height, grey.tobytes()
+        pixels, width, height = downscale_nearest(data, width, height, SAMPLE_SCALE)
+        per_class = max(1, (width - 2) // 30)  # make_grid: 28px items with 2px padding
+        rows = max(0, (height - 2) // 30)
+        one_x = Image.frombytes("L", (width, height), pixels)
+        thumbnails = {size: tuple(tuple(_item(one_x, row, column, size) for column in range(per_class)) for row in range(rows))
+                      for size in THUMBNAIL_SIZES}
     except Exception:
         return None
-    pixels, width, height = downscale_nearest(data, width, height, SAMPLE_SCALE)
-    per_class = max(1, (width - 2) // 30)  # make_grid: 28px items with 2px padding
-    return SampleGrid(path, int(match.group(1)) if match else 0, width, height, pixels, per_class)
+    return SampleGrid(path, int(match.group(1)) if match else 0, width, height, pixels, per_class, thumbnails)
+
+
+def _item(grid, row: int, column: int, size: int) -> bytes:
+    """One 28px item of a make_grid image (2px padding), resized to size x size by area averaging."""
+    from PIL import Image
+
+    left, top = 2 + 30 * column, 2 + 30 * row
+    item = grid.crop((left, top, left + 28, top + 28))
+    return (item if size == 28 else item.resize((size, size), Image.BOX)).tobytes()
 
 
 class RunTailer:

@@ -11,7 +11,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from core.classes import NUM_CLASSES, SHORT_NAMES
+from core.classes import DEFAULT_MIX, MIX_METHODS, NUM_CLASSES, SHORT_NAMES
 
 # These mirror core.sampling (which imports torch, too slow for the first frame);
 # tests/tui/test_state.py checks they agree.
@@ -20,11 +20,13 @@ MAX_ITEMS = 64
 MAX_EVAL_BATCH = 1000
 MAX_STEPS = 1000
 MAX_SEED = 2**31 - 1
-SAMPLERS = ("ddim", "ddpm")
+SAMPLERS = ("dpm", "ddim", "ddpm")  # the order s steps through
+DEFAULT_SAMPLER = "dpm"
+DEFAULT_GUIDANCE = {"ddpm": 2.0, "ddim": 2.0, "dpm": 1.75}
 DEFAULT_GUIDANCE_INTERVAL = (21, 400)  # guidance acts at diffusion steps 21 <= t <= 400 (core.sampling)
 DEFAULT_BLACK_LEVEL = 4  # final pixels <= 4/255 become black (core.sampling)
 MAX_BLACK_LEVEL = 32
-DEFAULT_STEPS = {"ddpm": 250, "ddim": 50}
+DEFAULT_STEPS = {"ddpm": 250, "ddim": 50, "dpm": 20}
 
 
 def describe_interval(interval) -> str:
@@ -48,15 +50,16 @@ class InputError(ValueError):
 class GenerateState:
     picked: list[int] = field(default_factory=list)  # classes in the order they were picked
     shares: dict[int, float] = field(default_factory=dict)  # class -> percent; picked classes sum to 100
-    guidance: float = 2.0  # g in (1+g)*cond - g*uncond; 0 = no guidance
+    guidance: float = DEFAULT_GUIDANCE[DEFAULT_SAMPLER]  # g in (1+g)*cond - g*uncond; 0 = no guidance
     guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL  # None: every step (older recipes)
     black_level: int = DEFAULT_BLACK_LEVEL  # 0 in recipes from before it
-    sampler: str = "ddim"
-    steps: int = DEFAULT_STEPS["ddim"]
+    sampler: str = DEFAULT_SAMPLER
+    steps: int = DEFAULT_STEPS[DEFAULT_SAMPLER]
     seed: int = 0
     seed_locked: bool = True  # unlocked: every generation rolls a new seed
     items: int = 16
     palette: str = "grey"
+    mix: str = DEFAULT_MIX  # how a multi-class mix becomes the prediction (core.mixing)
 
     # ------------------------------------------------------------ classes and shares
     def toggle(self, index: int) -> None:
@@ -147,11 +150,19 @@ class GenerateState:
         default = tuple(self.guidance_interval or ()) == DEFAULT_GUIDANCE_INTERVAL
         self.guidance_interval = None if default else DEFAULT_GUIDANCE_INTERVAL
 
-    def toggle_sampler(self) -> None:
-        was_default = self.steps == DEFAULT_STEPS[self.sampler]
-        self.sampler = "ddpm" if self.sampler == "ddim" else "ddim"
-        if was_default:
+    def toggle_sampler(self, direction: int = 1) -> None:
+        """The next sampler (DPM-Solver++, DDIM, DDPM); a sampler's default steps and guidance follow
+        it, values the user set stay."""
+        steps_default = self.steps == DEFAULT_STEPS[self.sampler]
+        guidance_default = self.guidance == DEFAULT_GUIDANCE[self.sampler]
+        self.sampler = SAMPLERS[(SAMPLERS.index(self.sampler) + direction) % len(SAMPLERS)]
+        if steps_default:
             self.steps = DEFAULT_STEPS[self.sampler]
+        if guidance_default:
+            self.guidance = DEFAULT_GUIDANCE[self.sampler]
+
+    def cycle_mix(self, direction: int = 1) -> None:
+        self.mix = MIX_METHODS[(MIX_METHODS.index(self.mix) + direction) % len(MIX_METHODS)]
 
     def set_steps(self, value: int) -> None:
         if not 2 <= value <= MAX_STEPS:
@@ -187,7 +198,8 @@ class GenerateState:
     def request_fields(self) -> dict:
         """Keyword arguments for core.sampling.SampleRequest (the caller validates them)."""
         return {"class_weights": self.class_weights(), "n": self.items, "guidance": self.guidance,
-                "guidance_interval": self.guidance_interval, "black_level": self.black_level, "sampler": self.sampler, "steps": self.steps, "seed": self.seed}
+                "guidance_interval": self.guidance_interval, "black_level": self.black_level, "sampler": self.sampler, "steps": self.steps, "seed": self.seed,
+                "mix": self.mix}
 
     def apply_request(self, request) -> None:
         """Mirror a SampleRequest (from a PNG recipe) in the controls; locks the seed."""
@@ -202,6 +214,7 @@ class GenerateState:
         self.guidance = float(request.guidance)
         self.guidance_interval = request.guidance_interval
         self.black_level = request.black_level
+        self.mix = request.mix
         self.sampler = request.sampler
         self.steps = request.resolved_steps()
         self.seed = request.seed

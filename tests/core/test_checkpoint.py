@@ -7,7 +7,9 @@ import zipfile
 import pytest
 import torch
 
-from support import make_tiny_checkpoint
+from support import REPO, make_tiny_checkpoint
+from core.config import PRESETS
+from core.model import Denoiser
 from core.checkpoint import (
     CheckpointError, atomic_save, export_generator, load_generator, read_checkpoint,
 )
@@ -107,3 +109,24 @@ def test_atomic_save_leaves_old_file_when_write_fails(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert read_checkpoint(path)["v"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temp file left behind
+
+
+def test_the_shape_check_does_not_pull_in_the_compiler(tiny_checkpoint):
+    # nn.Embedding's normal_ init on a meta tensor imports torch._dynamo: over a second of every
+    # `fashion-tui generate` in a fresh process, for a model whose values nobody reads
+    import subprocess
+    import sys
+
+    code = ("import sys; from core.checkpoint import check_weights, read_checkpoint; "
+            "check_weights(read_checkpoint(sys.argv[1]), 'ema'); print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_checkpoint)], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_the_class_table_starts_as_nn_embedding_would(tmp_path):
+    torch.manual_seed(3)
+    expected = torch.empty(10, 16).normal_()
+    torch.manual_seed(3)
+    preset = PRESETS["tiny"]
+    assert torch.equal(Denoiser(preset.model, preset.diffusion).class_encoder.weight.detach(), expected)

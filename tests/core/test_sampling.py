@@ -69,17 +69,6 @@ def test_guidance_changes_pixels(tiny_checkpoint):
     assert not torch.allclose(a, b)
 
 
-@pytest.fixture(scope="module")
-def perturbed(tiny_checkpoint):
-    """A tiny generator whose class and guidance visibly change its output (fresh weights are near-identity)."""
-    generator = load_generator(tiny_checkpoint)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in generator.denoiser.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return generator
-
-
 def test_guidance_interval_selects_the_steps_that_are_guided(perturbed):
     def run(guidance, interval):
         return sample(perturbed, SampleRequest(BOOT, n=2, steps=4, guidance=guidance, guidance_interval=interval, seed=3))
@@ -225,3 +214,59 @@ def test_sampling_on_cuda_matches_the_request(tiny_checkpoint, sampler):
     images = sample(gpu, SampleRequest(BOOT, n=3, sampler=sampler, steps=5, seed=2))
     assert images.shape == (3, 1, 28, 28) and images.device.type == "cpu"
     assert bool(torch.isfinite(images).all()) and images.min() >= -1 and images.max() <= 1
+
+
+def test_dpm_solver_is_ddim_at_first_order_and_differs_once_second_order(perturbed):
+    def run(sampler, steps, **kw):
+        return sample(perturbed, SampleRequest(BOOT, n=2, sampler=sampler, steps=steps, seed=6, **kw))
+
+    # two steps: the first has no history and the last of a short run is first order too
+    assert torch.allclose(run("dpm", 2), run("ddim", 2), atol=1e-5)
+    assert not torch.allclose(run("dpm", 6), run("ddim", 6), atol=1e-4)
+    default = SampleRequest(BOOT).validate()
+    assert (default.sampler, default.resolved_steps(), default.guidance) == ("dpm", 20, 1.75)
+    ddim = SampleRequest(BOOT, sampler="ddim").validate()
+    assert (ddim.resolved_steps(), ddim.guidance) == (50, 2.0)  # each sampler has its own default guidance
+
+
+def test_dpm_solver_second_order_step_matches_the_formula(perturbed):
+    from core.diffusion import make_predictor, make_schedule
+    from core.dpm_solver import DPMSolverModule
+
+    config = perturbed.diffusion_config
+    schedule = make_schedule(config)
+    predictor = make_predictor(config, schedule, clamp=True)
+    denoiser = perturbed.denoiser.with_guidance(0.0).eval()
+    steps = torch.tensor([0, 300, 600, 999])
+    solver = DPMSolverModule(denoiser, schedule, predictor, steps)
+    x = torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    cond = {"class_weights": torch.tensor([BOOT])}
+    with torch.no_grad():
+        got = list(solver.generator(x, cond))
+        abar = schedule.alphas_cumprod.double()
+        alpha, sigma = abar.sqrt(), (1 - abar).sqrt()
+        lam = lambda t: torch.log(alpha[t] / sigma[t])
+
+        def x0(x_t, t):
+            return predictor.predict_x0(denoiser(x_t, torch.tensor([t]), cond).prediction, x_t, torch.tensor([t])).double()
+
+        first = x0(x, 999)
+        h1 = lam(600) - lam(999)
+        x1 = sigma[600] / sigma[999] * x.double() - alpha[600] * torch.expm1(-h1) * first
+        second = x0(x1.float(), 600)
+        h2 = lam(300) - lam(600)
+        r = h1 / h2
+        d = (1 + 1 / (2 * r)) * second - 1 / (2 * r) * first
+        x2 = sigma[300] / sigma[600] * x1 - alpha[300] * torch.expm1(-h2) * d
+    assert len(got) == 3
+    assert torch.allclose(got[0].double(), x1, atol=1e-4) and torch.allclose(got[1].double(), x2, atol=1e-4)
+
+
+def test_dpm_solver_restarts_at_first_order_across_a_guidance_edge(perturbed):
+    from core.sampling import _same_model
+
+    view = perturbed.denoiser.with_guidance(2.0, (21, 400))
+    same = _same_model(view)
+    assert same(999, 600) and same(400, 21) and not same(600, 400) and not same(21, 20)
+    assert _same_model(perturbed.denoiser.with_guidance(0.0, (21, 400)))(600, 400)  # no guidance: one model
+    assert _same_model(perturbed.denoiser.with_guidance(2.0, None))(600, 400)

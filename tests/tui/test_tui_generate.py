@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
+from PIL import Image
 from rich.color import Color
 
-from core.checkpoint import load_generator
-from core.images import palette_lut, read_metadata, to_uint8
+from core.checkpoint import file_hash, load_generator
+from core.export import recipe
+from core.images import palette_lut, read_metadata, save_png, to_uint8
 from core.sampling import SampleRequest, sample
 from tui.pixels import HALF_BLOCK
 from tui.widgets.item_grid import ItemGrid
@@ -22,8 +25,9 @@ async def test_pick_mix_guidance_and_generate_shows_the_sampled_pixels(make_app,
         await helpers.model_ready(pilot)
         assert "model ready" in helpers.status_text(app)
         screen = app.screen
-        # sneaker (row 7) and boot (row 9): arrows and space; then sneaker +5%, then 2 x ] guidance
-        await pilot.press(*["down"] * 7, "space", "down", "down", "space", "up", "up", "plus")
+        assert screen.state.picked == [0]  # T-shirt/top is picked at start, so a first g generates
+        # unpick it; sneaker (row 7) and boot (row 9): arrows and space; then sneaker +5%, then 2 x ] guidance
+        await pilot.press("space", *["down"] * 7, "space", "down", "down", "space", "up", "up", "plus")
         assert screen.state.picked == [7, 9]
         assert (screen.state.share(7), screen.state.share(9)) == (55, 45)
         await pilot.press("right_square_bracket", "right_square_bracket")
@@ -35,7 +39,7 @@ async def test_pick_mix_guidance_and_generate_shows_the_sampled_pixels(make_app,
         assert request.class_weights[7] == 0.55 and request.class_weights[9] == 0.45 and request.guidance == 3.0
         assert (request.n, request.resolved_steps()) == (4, 4)
         expected = sample(load_generator(tiny_checkpoint), SampleRequest(**{
-            "class_weights": request.class_weights, "n": 4, "guidance": 3.0, "steps": 4, "seed": 0}))
+            "class_weights": request.class_weights, "n": 4, "guidance": 3.0, "sampler": "ddim", "steps": 4, "seed": 0}))
         assert screen.grid.pixels == to_uint8(expected[:, 0]).numpy().tobytes()
         strip = screen.grid.render_line(3)
         assert HALF_BLOCK in strip.text and strip.cell_length == screen.grid.scrollable_content_region.width
@@ -48,7 +52,7 @@ async def test_j_and_k_move_like_the_arrows(make_app, helpers):
     async with app.run_test(size=(160, 50)) as pilot:
         await helpers.model_ready(pilot)
         screen = app.screen
-        await pilot.press("j", "j", "j", "space", "j", "k", "k")  # dress picked, cursor back on pullover
+        await pilot.press("space", "j", "j", "j", "space", "j", "k", "k")  # dress alone, cursor back on pullover
         assert screen.state.picked == [3]
         await pilot.press("space")
         assert screen.state.picked == [3, 2]  # in the order picked
@@ -68,7 +72,7 @@ async def test_i_switches_guidance_to_every_step_and_the_request_follows(make_ap
         await helpers.model_ready(pilot)
         screen = app.screen
         assert " all" not in str(screen.controls.render())
-        await pilot.press("space", "i")  # pick T-shirt/top, then guide every step
+        await pilot.press("i")  # T-shirt/top (picked at start), guided at every step
         assert screen.state.guidance_interval is None
         assert " all" in str(screen.controls.render()) and "every step" in helpers.status_text(app)
         await pilot.press("g")
@@ -77,7 +81,7 @@ async def test_i_switches_guidance_to_every_step_and_the_request_follows(make_ap
         assert request.guidance_interval is None
         expected = sample(load_generator(tiny_checkpoint), SampleRequest(**{
             "class_weights": request.class_weights, "n": request.n, "guidance": request.guidance,
-            "steps": request.resolved_steps(), "seed": request.seed, "guidance_interval": None}))
+            "sampler": "ddim", "steps": request.resolved_steps(), "seed": request.seed, "guidance_interval": None}))
         assert screen.grid.pixels == to_uint8(expected[:, 0]).numpy().tobytes()
         await pilot.press("i")
         assert screen.state.guidance_interval == (21, 400) and "21 <= t <= 400" in helpers.status_text(app)
@@ -88,7 +92,7 @@ async def test_typed_share_guidance_and_a_ratio_of_zero(make_app, helpers):
     async with app.run_test(size=(80, 24)) as pilot:
         await helpers.model_ready(pilot)
         screen = app.screen
-        await pilot.press("space", "down", "space")  # tshirt and trouser, 50/50
+        await pilot.press("down", "space")  # tshirt (picked at start) and trouser, 50/50
         await pilot.press("7", "0", "enter")  # trouser := 70%
         assert (screen.state.share(0), screen.state.share(1)) == (30, 70)
         await pilot.press("up", "space")  # unpick tshirt: trouser alone has 100%
@@ -113,7 +117,7 @@ async def test_black_level_row_shows_steps_and_types_the_level_the_request_gets(
         await helpers.model_ready(pilot)
         screen = app.screen
         assert "black" in str(screen.controls.render()) and "4/255" in str(screen.controls.render())
-        await pilot.press("space", *["down"] * (GUIDANCE_ROW + 3))  # T-shirt/top; guidance, sampler, steps, black
+        await pilot.press(*["down"] * (GUIDANCE_ROW + 4))  # T-shirt/top is picked; guidance, mix, sampler, steps, black
         assert screen.controls.row == ("setting", "black")
         assert "0 = raw model pixels" in str(screen.controls.render())
         await pilot.press("left", "left", "left", "left", "left")  # 4 -> 0, and no lower
@@ -127,7 +131,7 @@ async def test_black_level_row_shows_steps_and_types_the_level_the_request_gets(
         assert request.black_level == 17 and "17/255" in str(screen.controls.render())
         expected = sample(load_generator(tiny_checkpoint), SampleRequest(**{
             "class_weights": request.class_weights, "n": request.n, "guidance": request.guidance,
-            "steps": request.resolved_steps(), "seed": request.seed, "black_level": 17}))
+            "sampler": "ddim", "steps": request.resolved_steps(), "seed": request.seed, "black_level": 17}))
         assert screen.grid.pixels == to_uint8(expected[:, 0]).numpy().tobytes()
         assert min(b for b in screen.grid.pixels if b) > 17  # nothing dark but not black survives
 
@@ -137,7 +141,7 @@ async def test_escape_cancels_a_generation(make_app, helpers):
     async with app.run_test(size=(80, 24)) as pilot:
         await helpers.model_ready(pilot)
         screen = app.screen
-        await pilot.press("space", "g")
+        await pilot.press("g")  # T-shirt/top is picked at start
         await helpers.wait_until(pilot, lambda: screen.grid.count == 2, what="the first preview")
         await pilot.press("escape")
         await helpers.wait_until(pilot, lambda: screen.sampling is None, timeout=10, what="the cancel")
@@ -153,7 +157,7 @@ async def test_export_then_reproduce_the_same_pixels_from_the_png(make_app, tmp_
     async with app.run_test(size=(160, 50)) as pilot:
         await helpers.model_ready(pilot)
         screen = app.screen
-        await pilot.press("down", "down", "space", "r", "g")  # pullover, a fresh seed
+        await pilot.press("space", "down", "down", "space", "r", "g")  # pullover alone, a fresh seed
         await helpers.generated(pilot)
         first = screen.result
         assert screen.grid.columns == (160 - 22 - 1 + 1) // 29
@@ -193,7 +197,7 @@ async def test_blend_strip_steps_from_the_first_class_to_the_second(make_app, he
     async with app.run_test(size=(120, 40)) as pilot:
         await helpers.model_ready(pilot)
         screen = app.screen
-        await pilot.press("space", "b")
+        await pilot.press("b")  # T-shirt/top alone (picked at start)
         assert "exactly two" in helpers.status_text(app) and screen.sampling is None
         await pilot.press(*["down"] * 7, "space", "b")  # tshirt first, then sneaker
         await helpers.generated(pilot)
@@ -210,7 +214,7 @@ async def test_zoom_and_palette_change_what_is_drawn(make_app, helpers):
     async with app.run_test(size=(80, 24)) as pilot:
         await helpers.model_ready(pilot)
         screen = app.screen
-        await pilot.press("space", "g")
+        await pilot.press("g")  # T-shirt/top is picked at start
         await helpers.generated(pilot)
         await helpers.wait_until(pilot, lambda: "magma" in screen.palettes, what="the palettes")
         await pilot.press("p", "p")  # grey -> inverted -> magma
@@ -219,9 +223,16 @@ async def test_zoom_and_palette_change_what_is_drawn(make_app, helpers):
         top_left = list(screen.grid.render_line(0))[0]
         assert top_left.style.color == Color.from_rgb(*palette_lut("magma")[level].tolist())
         await pilot.press("z")
+        await pilot.pause()
         assert screen.grid.zoomed and screen.has_class("-zoomed")
-        assert screen.grid._tiles[0].columns == 56  # 2x at 80x24 (it scrolls vertically)
+        tile = screen.grid._tiles[0]
+        assert (tile.columns, tile.rows) == (42, 21)  # 1.5x: the whole item fits at 80x24, below its caption
+        assert tile.y + tile.rows <= screen.grid.size.height and "zoom 1.5x" in screen.grid._labels[0].text
         assert not screen.controls.display
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        tile, scale = screen.grid._tiles[0], screen.grid.zoom_scale()
+        assert scale >= 2 and tile.columns == 28 * scale and tile.y + tile.rows <= screen.grid.size.height
         await pilot.press("escape")
         assert not screen.grid.zoomed
 
@@ -233,7 +244,7 @@ async def test_unwritable_export_directory_is_a_message(make_app, tmp_path, help
     async with app.run_test(size=(80, 24)) as pilot:
         await helpers.model_ready(pilot)
         screen = app.screen
-        await pilot.press("space", "g")
+        await pilot.press("g")  # T-shirt/top is picked at start
         await helpers.generated(pilot)
         await pilot.press("e")
         await helpers.wait_until(pilot, lambda: "export failed" in helpers.status_text(app), what="the export error")
@@ -250,7 +261,7 @@ async def test_a_corrupt_checkpoint_is_a_message_and_another_can_be_opened(make_
         screen = app.screen
         await helpers.wait_until(pilot, lambda: screen.model_error is not None, what="the checkpoint error")
         assert "not a usable checkpoint" in helpers.status_text(app)
-        await pilot.press("space", "g")
+        await pilot.press("g")  # T-shirt/top is picked at start
         assert "no model loaded" in helpers.status_text(app)
         await pilot.press("c", *str(tiny_checkpoint), "enter")
         await helpers.model_ready(pilot)
@@ -286,14 +297,15 @@ async def test_generating_again_mid_run_gives_exactly_the_new_requests_pixels(ma
     async with app.run_test(size=(80, 24)) as pilot:
         await helpers.model_ready(pilot)
         screen = app.screen
-        await pilot.press("space", "g")
+        await pilot.press("g")  # T-shirt/top is picked at start
         await helpers.wait_until(pilot, lambda: screen.grid.count == 2, what="the first preview")
-        await pilot.press("s", "down", "4", "enter", "right_square_bracket", "g")  # DDIM, 4 steps, guidance 2.5
+        # s: DPM-Solver++ (ddpm -> dpm; the sampler's default guidance 1.75 follows), 4 steps, guidance 2.25
+        await pilot.press("s", "down", "4", "enter", "right_square_bracket", "g")
         await helpers.generated(pilot)
         request = screen.result.request
-        assert (request.sampler, request.resolved_steps(), request.guidance) == ("ddim", 4, 2.5)
-        expected = sample(load_generator(tiny_checkpoint), SampleRequest(request.class_weights, n=2, guidance=2.5,
-                                                                         sampler="ddim", steps=4, seed=0))
+        assert (request.sampler, request.resolved_steps(), request.guidance) == ("dpm", 4, 2.25)
+        expected = sample(load_generator(tiny_checkpoint), SampleRequest(request.class_weights, n=2, guidance=2.25,
+                                                                         sampler="dpm", steps=4, seed=0))
         assert torch.equal(screen.result.images, expected)
 
 
@@ -302,18 +314,59 @@ async def test_from_png_loads_the_recipes_own_checkpoint_and_reproduces_it(make_
     app = make_app(items=3)
     async with app.run_test(size=(80, 24)) as pilot:
         await helpers.model_ready(pilot)
-        await pilot.press("down", "space", "l", "g")  # trouser, seed unlocked: a fresh seed
+        await pilot.press("space", "down", "space", "l", "g")  # trouser alone, seed unlocked: a fresh seed
         await helpers.generated(pilot)
         first = app.screen.result
         assert not app.screen.state.seed_locked and first.request.seed == app.screen.state.seed
         await pilot.press("e")
         await helpers.wait_until(pilot, lambda: "exported" in helpers.status_text(app), what="the export")
     grid_png = next((tmp_path / "exports").glob("grid_*.png"))
+    assert read_metadata(grid_png)["checkpoint"] == "tiny.pt"  # the name only: no directory layout leaks
+    copy = tmp_path / "renamed.pt"  # the recipe's model, found by its hash beside the model in use
+    shutil.copy(tiny_checkpoint, copy)
 
     again = make_app(checkpoint=str(other_checkpoint), from_png=str(grid_png))
     async with again.run_test(size=(80, 24)) as pilot:
         screen = again.screen
         await helpers.wait_until(pilot, lambda: screen.result is not None, what="the reproduction")
-        assert screen.result.generator.path == Path(tiny_checkpoint)  # switched to the recipe's checkpoint
+        assert screen.result.generator.path == copy  # switched to the recipe's checkpoint
         assert torch.equal(screen.result.images, first.images)
         assert screen.state.seed_locked and screen.state.seed == first.request.seed
+
+
+async def test_an_older_recipe_finds_its_model_by_its_stored_path_and_keeps_the_average_mix(
+        make_app, tmp_path, tiny_checkpoint, other_checkpoint, helpers):
+    request = SampleRequest([0.0] * 7 + [0.5, 0.0, 0.5], n=2, steps=3, seed=4, mix="average").validate()
+    old = recipe(request, file_hash(tiny_checkpoint), None) | {"checkpoint": str(tiny_checkpoint)}
+    del old["mix"]  # written before the mix method was stored
+    png = save_png(Image.new("L", (28, 28)), tmp_path / "old.png", old)
+    app = make_app(checkpoint=str(other_checkpoint), from_png=str(png))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await helpers.wait_until(pilot, lambda: screen.result is not None, what="the reproduction")
+        assert screen.result.generator.path == Path(tiny_checkpoint) and screen.state.mix == "average"
+        assert torch.equal(screen.result.images, sample(load_generator(tiny_checkpoint), request))
+
+
+async def test_mix_row_switches_the_method_the_request_and_the_png_get(make_app, tmp_path, tiny_checkpoint, helpers):
+    app = make_app(items=2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        screen = app.screen
+        await pilot.press(*["down"] * 7, "space", "down", "down", "space")  # sneaker + boot
+        assert screen.state.mix == "compose" and "(compose)" in str(screen.query_one("#info").render())
+        await pilot.press(*["down"] * 2)  # the guidance row, then the mix row
+        assert screen.controls.row == ("setting", "mix") and "how classes combine" in str(screen.controls.render())
+        await pilot.press("right")
+        assert screen.state.mix == "norm" and "norm" in str(screen.controls.render())
+        await pilot.press("x", "left", "x")  # average, norm, average
+        assert screen.state.mix == "average" and "(average)" in str(screen.query_one("#info").render())
+        await pilot.press("g")
+        await helpers.generated(pilot)
+        request = screen.result.request
+        assert request.mix == "average"
+        assert torch.equal(screen.result.images, sample(load_generator(tiny_checkpoint), request))
+        await pilot.press("e")
+        await helpers.wait_until(pilot, lambda: "exported" in helpers.status_text(app), what="the export")
+    grid_png = next((tmp_path / "exports").glob("grid_*.png"))
+    assert read_metadata(grid_png)["mix"] == "average"

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import shutil
 
+from core.classes import SHORT_NAMES
+from tui.pixels import ITEM_SIZE
+from tui.runwatch import SampleGrid
+from tui.screens.monitor import sample_layout
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.pixel_canvas import PixelCanvas
 
@@ -23,7 +27,10 @@ async def test_follows_a_growing_run_and_survives_its_removal(make_app, run_dir,
         chart = app.screen.query_one(LossChart)
         assert len(chart.loss) == 5 and any("\u2801" <= c <= "\u28ff" for c in str(chart.render()))
         samples = app.screen.query_one("#samples", PixelCanvas)
-        assert samples.virtual_size.height > 100  # the 1x sample grid: 10 rows of 28px items, scrollable
+        names = [label.text for label in samples._labels[1:]]
+        assert names == list(SHORT_NAMES)  # every class row of the epoch grid, at 80x24 too
+        assert samples.virtual_size.height <= samples.size.height and len(samples._tiles) >= 10
+        assert all(tile.y + tile.rows <= samples.size.height for tile in samples._tiles)
 
         helpers.write_metrics(run_dir, [60, 70])
         line = helpers.metrics_line(80)
@@ -60,7 +67,8 @@ async def test_train_pause_stop_then_generate_with_the_result(make_app, fake_dat
         screen = app.screen
         await pilot.press("p")  # nothing to pause yet: the key is hidden and does nothing
         await pilot.press("t")
-        await helpers.wait_until(pilot, lambda: screen.trainer is not None, what="the trainer to start")
+        await helpers.wait_until(pilot, lambda: screen.trainer is not None and list((tmp_path / "runs").glob("tui-*")),
+                                 what="the trainer to start and make its run directory")
         runs = list((tmp_path / "runs").glob("tui-*"))
         assert len(runs) == 1 and screen.run_dir == runs[0]
         await helpers.wait_until(pilot, lambda: "step " in monitor_text(app) and screen.snapshot and screen.snapshot.steps,
@@ -167,3 +175,17 @@ async def test_r_refuses_a_run_another_process_is_still_training(make_app, run_d
     finally:
         other.kill()
         other.wait()
+
+
+def test_sample_layout_fits_every_class_and_prefers_larger_items():
+    thumbnails = {size: tuple(tuple(bytes([row * 20]) * size * size for _ in range(8)) for row in range(10))
+                  for size in (28, 14, 10, 7)}
+    grid = SampleGrid(None, 1, 242, 302, b"", 8, thumbnails)
+    tiles, labels, size, per_class = sample_layout(grid, 77, 13)  # the monitor's canvas at 80x24
+    assert [label.text for label in labels] == list(SHORT_NAMES) and size == 10 and per_class >= 1
+    assert all(t.y + t.rows <= 13 and t.x + t.columns <= 77 for t in tiles)
+    assert tiles[0].pixels == thumbnails[10][0][0] and tiles[-1].pixels == thumbnails[10][9][per_class - 1]
+    big = sample_layout(grid, 300, 200)
+    assert big[2] == ITEM_SIZE and big[3] == 8  # room for the whole grid at full size
+    tiny = sample_layout(grid, 30, 3)  # nothing fits: the smallest items, one per class, scrolling
+    assert tiny[2:] == (7, 1)

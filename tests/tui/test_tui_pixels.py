@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.color import Color
 
 from tui.chart import plot, resample
-from tui.pixels import HALF_BLOCK, StyleCache, Tile, downscale_nearest, tile_row_segments
+from tui.pixels import HALF_BLOCK, StyleCache, Tile, downscale_nearest, resample_nearest, tile_row_segments
 
 
 def cells(segments):
@@ -75,3 +75,11 @@ def test_plot_survives_nan_and_empty_series_and_resample_keeps_length():
     assert any(bits for row in drawing.cells for bits in row)
     assert plot([[]], 3, 2).text_rows() == ["   ", "   "]
     assert len(resample(list(range(1000)), 37)) == 37 and len(resample([1.0, 2.0], 9)) == 9
+
+
+def test_resample_nearest_scales_by_half_steps():
+    image = bytes(range(16))  # 4x4
+    assert resample_nearest(image, 4, 4, 4, 4) == image
+    big = resample_nearest(image, 4, 4, 6, 6)  # 1.5x: every other pixel twice
+    assert len(big) == 36 and big[:6] == bytes([0, 0, 1, 2, 2, 3]) and big[6:12] == big[:6]
+    assert resample_nearest(image, 4, 4, 8, 8)[:8] == bytes([0, 0, 1, 1, 2, 2, 3, 3])

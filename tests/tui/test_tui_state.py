@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import core.classes
 import core.images
 import core.sampling
 from tui import state as tui_state
@@ -21,6 +22,8 @@ def test_limits_mirror_core():
     assert tui_state.MAX_SEED == core.sampling.MAX_SEED
     assert set(tui_state.SAMPLERS) == set(core.sampling.SAMPLERS)
     assert tui_state.DEFAULT_STEPS == core.sampling.DEFAULT_STEPS
+    assert tui_state.DEFAULT_GUIDANCE == core.sampling.DEFAULT_GUIDANCE
+    assert tui_state.DEFAULT_SAMPLER == core.sampling.DEFAULT_SAMPLER
     assert tui_state.DEFAULT_GUIDANCE_INTERVAL == core.sampling.DEFAULT_GUIDANCE_INTERVAL
     assert tui_state.DEFAULT_BLACK_LEVEL == core.sampling.DEFAULT_BLACK_LEVEL
     assert tui_state.MAX_BLACK_LEVEL == core.sampling.MAX_BLACK_LEVEL
@@ -54,21 +57,40 @@ def test_no_class_and_out_of_range_values_are_refused():
     for bad in (-0.5, 20.5, float("nan")):
         with pytest.raises(InputError, match="guidance"):
             state.set_guidance(bad)
-    assert state.guidance == 2.0
+    assert state.guidance == 1.75
     with pytest.raises(InputError):
         state.set_items(65)
     with pytest.raises(InputError):
         state.set_steps(1)
-    assert (state.items, state.steps) == (16, 50)
+    assert (state.items, state.steps) == (16, 20)
 
 
-def test_sampler_toggle_keeps_custom_steps_but_swaps_defaults():
+def test_sampler_toggle_keeps_custom_steps_and_guidance_but_swaps_defaults():
     state = GenerateState()
+    assert (state.sampler, state.steps, state.guidance) == ("dpm", 20, 1.75)
     state.toggle_sampler()
-    assert (state.sampler, state.steps) == ("ddpm", 250)
+    assert (state.sampler, state.steps, state.guidance) == ("ddim", 50, 2.0)
+    state.toggle_sampler()
+    assert (state.sampler, state.steps, state.guidance) == ("ddpm", 250, 2.0)
     state.set_steps(30)
+    state.set_guidance(3.0)
     state.toggle_sampler()
-    assert (state.sampler, state.steps) == ("ddim", 30)
+    assert (state.sampler, state.steps, state.guidance) == ("dpm", 30, 3.0)
+    state.toggle_sampler(-1)
+    assert state.sampler == "ddpm"
+
+
+def test_cycle_mix_steps_through_every_method_both_ways():
+    state = GenerateState()
+    seen = [state.mix]
+    for _ in range(len(core.classes.MIX_METHODS) - 1):
+        state.cycle_mix()
+        seen.append(state.mix)
+    assert seen == list(core.classes.MIX_METHODS)
+    state.cycle_mix()
+    assert state.mix == core.classes.MIX_METHODS[0]
+    state.cycle_mix(-1)
+    assert state.mix == core.classes.MIX_METHODS[-1]
 
 
 operations = st.lists(st.one_of(

@@ -19,12 +19,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, get_current_worker
 
-from core.classes import SHORT_NAMES
+from core.classes import MIX_DESCRIPTIONS, SHORT_NAMES
 
 from ..messages import (ExportDone, ExportFailed, ModelFailed, ModelLoaded, PalettesLoaded, RecipeFailed,
                         RecipeLoaded, SampleDone, SampleProgress, SampleStopped)
 from ..pixels import GREY_PALETTE
-from ..state import DEFAULT_GUIDANCE_INTERVAL, GUIDANCE_STEP, GenerateState, InputError, describe_interval
+from ..state import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, GUIDANCE_STEP, GenerateState, InputError, describe_interval
 from ..widgets.controls import ClassControls
 from ..widgets.item_grid import ItemGrid
 from ..widgets.status_line import StatusLine
@@ -54,6 +54,7 @@ class Pending:
     blend: tuple[int, int] | None = None
     recipe: dict | None = None
     select: int | None = None
+    model: str | None = None  # the recipe's checkpoint, found by its hash
 
 
 class GenerateScreen(Screen):
@@ -71,8 +72,12 @@ class GenerateScreen(Screen):
         Binding("i", "guidance_scope", "Guidance interval", show=False,
                 tooltip=f"guide only steps {describe_interval(DEFAULT_GUIDANCE_INTERVAL)} (default: varied items) "
                         "or every step (classic CFG: closer to prototypes)"),
-        Binding("s", "sampler", "DDIM/DDPM", show=False,
-                tooltip="sampler: DDIM (deterministic, 50 steps) or DDPM (fresh noise each step, 250 steps)"),
+        Binding("x", "mix", "Mix method", show=False,
+                tooltip="how picked classes combine: compose (crisp), norm, or average (the original, faint at 50/50)"),
+        Binding("s", "sampler", "Sampler", show=False,
+                tooltip="sampler: DPM-Solver++ (deterministic, 15 steps), DDIM (deterministic, 50) or DDPM (fresh noise each step, 250)"),
+        Binding("v", "live(True)", "Live: off", tooltip="live: every change of a share or setting generates at once"),
+        Binding("v", "live(False)", "Live: ON", tooltip="live: every change generates at once (v turns it off)"),
         Binding("r", "reroll", "Re-roll seed", show=False, tooltip="a new random seed (item i uses seed + i)"),
         Binding("l", "lock_seed", "Lock/unlock seed", show=False,
                 tooltip="locked: g repeats the same items; unlocked: every g rolls a new seed"),
@@ -98,6 +103,8 @@ class GenerateScreen(Screen):
         self.recipe_checkpoint_tried = False
         self.captions: list[str] = []
         self.sampling_generator = None
+        self.live = False  # every change generates at once
+        self.blend_pair: tuple[int, int] | None = None  # the strip live mode re-renders after b
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="generate-body", classes="layout"):
@@ -126,10 +133,14 @@ class GenerateScreen(Screen):
     def on_mount(self) -> None:
         options = self.app.options
         self.state.sampler = options.sampler
-        self.state.steps = options.steps or {"ddim": 50, "ddpm": 250}[options.sampler]
+        self.state.steps = options.steps or DEFAULT_STEPS[options.sampler]
+        self.state.guidance = DEFAULT_GUIDANCE[options.sampler]
         self.state.items = options.items
+        if not self.state.picked:  # a newcomer's first g generates: the class under the cursor is picked
+            self.state.toggle(self.controls.row[1])
         self.controls.refresh()
-        self.say("loading model… (arrows move, space picks a class, g generates, ? help)", background=True)
+        self._update_info()
+        self.say("loading model… (g generates, arrows move, space picks classes, ? help)", background=True)
         self.call_after_refresh(self._start_background_work)
 
     def _start_background_work(self) -> None:
@@ -171,7 +182,7 @@ class GenerateScreen(Screen):
         self.generator, self.model_loading, self.model_error = message.generator, None, None
         self._update_info()
         if not self.query_one(StatusLine).showing_problem():  # e.g. a bad --from-png: keep that in view
-            self.say(f"model ready ({message.seconds:.1f} s): pick classes (space) and press g", "success")
+            self.say(f"model ready ({message.seconds:.1f} s): g generates · space picks more classes to mix", "success")
         pending, self.pending = self.pending, None
         if pending is not None:
             self._run_pending(pending)
@@ -197,14 +208,17 @@ class GenerateScreen(Screen):
             model = f"model {name} (step {info.get('step', '?')}, {device})"
         else:
             model = "no model loaded (c opens a checkpoint)"
-        self.query_one("#info", Static).update(f"{model} · {self.state.describe_mix()}")
+        mix = f" ({self.state.mix})" if len(self.state.picked) > 1 else ""
+        self.query_one("#info", Static).update(f"{model} · {self.state.describe_mix()}{mix}")
 
     # ------------------------------------------------------------ controls
     @on(ClassControls.Changed)
     def controls_changed(self, message: ClassControls.Changed) -> None:
         if message.field.startswith("palette"):
             self.action_palette(-1 if message.field == "palette-previous" else 1)
+            return
         self._update_info()
+        self._live_change()
 
     @on(ClassControls.Problem)
     def controls_problem(self, message: ClassControls.Problem) -> None:
@@ -213,6 +227,25 @@ class GenerateScreen(Screen):
     def _after_setting(self, field: str) -> None:
         self.controls.move_to_setting(field)
         self._update_info()
+        if field != "palette":
+            self._live_change()
+
+    def _live_change(self) -> None:
+        """In live mode a change generates at once, cancelling the run in flight (the same seed: a
+        sweep shows the same items change); a blend strip stays a strip while its two classes do."""
+        if not self.live or self.generator is None:
+            return
+        blend = self.blend_pair if self.blend_pair is not None and self.state.picked == list(self.blend_pair) else None
+        self.generate(blend=blend, live=True)
+
+    def action_live(self, on: bool) -> None:
+        self.live = on
+        self.refresh_bindings()
+        if on:
+            self.say("live: every change generates at once (v turns it off)", "success")
+            self._live_change()
+        else:
+            self.say("live off: g generates")
 
     def action_guidance(self, direction: int) -> None:
         self.state.nudge_guidance(direction * GUIDANCE_STEP)  # clamps to 0-20
@@ -224,6 +257,11 @@ class GenerateScreen(Screen):
         interval = self.state.guidance_interval
         self.say("guidance at every step (classic CFG)" if interval is None
                  else f"guidance at steps {describe_interval(interval)} only (default)")
+
+    def action_mix(self) -> None:
+        self.state.cycle_mix()
+        self._after_setting("mix")
+        self.say(f"mix {self.state.mix}: {MIX_DESCRIPTIONS[self.state.mix]}")
 
     def action_sampler(self) -> None:
         self.state.toggle_sampler()
@@ -267,6 +305,8 @@ class GenerateScreen(Screen):
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "live":
+            return parameters[0] != self.live  # one of the two v bindings: the footer shows the state
         if action == "cancel":
             zoomed = bool(self.query(ItemGrid)) and self.grid.zoomed
             return self.sampling is not None or zoomed
@@ -281,6 +321,7 @@ class GenerateScreen(Screen):
 
     # ------------------------------------------------------------ generation
     def action_generate(self) -> None:
+        self.blend_pair = None
         self.generate()
 
     def action_blend(self) -> None:
@@ -289,9 +330,13 @@ class GenerateScreen(Screen):
         except InputError as error:
             self.say(f"{error}: pick two with space, then b renders a strip from the first to the second", "warning")
             return
+        self.blend_pair = pair
         self.generate(blend=pair)
 
-    def generate(self, request: Any = None, blend: tuple[int, int] | None = None, select: int | None = None) -> None:
+    def generate(self, request: Any = None, blend: tuple[int, int] | None = None, select: int | None = None,
+                 live: bool = False) -> None:
+        """Start sampling (cancelling a run in flight). live: a change in live mode, which keeps the
+        seed even when unlocked and keeps the old items on screen until the first preview."""
         if self.generator is None:
             if self.model_loading:
                 self.pending = Pending(request, blend, select=select)
@@ -304,21 +349,24 @@ class GenerateScreen(Screen):
         if request is None:
             try:
                 fields = self.state.request_fields()  # checked before anything changes
-                if not self.state.seed_locked:
+                if not self.state.seed_locked and not live:
                     self.state.reroll_seed()
                     fields["seed"] = self.state.seed
                     self.controls.refresh()
                 request = jobs.build_request(fields, blend)
             except (InputError, jobs.SampleRequestError) as error:
-                self.say(str(error), "warning")
+                self.say(str(error), "warning" if not live else "info")
                 return
         if self.sampling is not None:
             self.sampling.cancel()
         self.job += 1
         self.result = None
         self.select_after = select
-        self.grid.clear(f"denoising {request.n} items…")
         self.captions = self._captions(request)
+        if live and self.grid.count == request.n:
+            self.grid.show(self.grid.pixels, request.n, self.captions)  # the old items stay until the first preview
+        else:
+            self.grid.clear(f"denoising {request.n} items…")
         self.sampling = self._sample(self.job, self.generator, request)
         self.sampling_generator = self.generator
         self.refresh_bindings()
@@ -341,7 +389,7 @@ class GenerateScreen(Screen):
         jobs.lower_thread_priority()
         started = last_post = time.monotonic()
         index, total = 0, request.resolved_steps()
-        steps = jobs.steps(generator, request)
+        steps = jobs.steps(generator, request, cancelled=lambda: worker.is_cancelled)
         try:
             for step in steps:
                 index, total = step.index, step.total
@@ -357,6 +405,8 @@ class GenerateScreen(Screen):
                     last_post = now
                     self.post_message(SampleProgress(job, index, total, jobs.grey_bytes(step.x), request.n, now - started))
                 time.sleep(STEP_YIELD)  # hand the GIL to the UI thread between steps
+            if worker.is_cancelled:  # cancelled while waiting for the sampler: it never started
+                self.post_message(SampleStopped(job, index, total))
         except Exception as error:
             self.post_message(SampleStopped(job, index, total, jobs.one_line(error)))
         finally:
@@ -383,7 +433,7 @@ class GenerateScreen(Screen):
         if self.select_after is not None and self.select_after < message.request.n:
             self.grid.select(self.select_after)
         self.refresh_bindings()
-        self.say(f"{message.request.n} items in {message.seconds:.1f} s (seed {message.request.seed}) · "
+        self.say(f"{message.request.n} items in {message.seconds:.2f} s (seed {message.request.seed}) · "
                  "e exports · z zooms · Tab moves to the items", "success")
 
     @on(SampleStopped)
@@ -448,10 +498,12 @@ class GenerateScreen(Screen):
 
         try:
             request, index, recipe = jobs.read_recipe(path)
+            loading = [Path(self.model_loading).parent] if self.model_loading not in (None, SHIPPED_MODEL) else []
+            model = jobs.locate_recipe_model(recipe, path, self.generator, loading)
         except Exception as error:  # ValueError, SampleRequestError: one line
             self.post_message(RecipeFailed(path, jobs.one_line(error)))
             return
-        self.post_message(RecipeLoaded(path, request, index, recipe))
+        self.post_message(RecipeLoaded(path, request, index, recipe, str(model) if model else None))
 
     @on(RecipeFailed)
     def recipe_failed(self, message: RecipeFailed) -> None:
@@ -464,7 +516,7 @@ class GenerateScreen(Screen):
         self._update_info()
         self.recipe_checkpoint_tried = False
         self.say(f"recipe from {Path(message.path).name}: reproducing it")
-        self._run_recipe(Pending(message.request, recipe=message.recipe, select=message.index))
+        self._run_recipe(Pending(message.request, recipe=message.recipe, select=message.index, model=message.model))
 
     def _run_recipe(self, pending: Pending) -> None:
         wanted = pending.recipe.get("checkpoint_hash")
@@ -474,15 +526,16 @@ class GenerateScreen(Screen):
         if self.generator is not None and self.generator.hash == wanted:
             self.generate(pending.request, select=pending.select)
             return
-        source = pending.recipe.get("checkpoint")
-        if source and Path(source).is_file() and not self.recipe_checkpoint_tried:
+        if pending.model and not self.recipe_checkpoint_tried:
             self.recipe_checkpoint_tried = True
             self.pending = pending
-            self.load_model(source)
-            self.say(f"loading the recipe's checkpoint {source}")
+            self.load_model(pending.model)
+            self.say(f"loading the recipe's checkpoint {pending.model}")
             return
         current = self.generator.hash if self.generator is not None else "none"
-        self.say(f"the recipe was made with checkpoint {wanted}, this model is {current}: pixels will differ", "warning")
+        name = pending.recipe.get("checkpoint") or "a checkpoint"
+        self.say(f"the recipe was made with {Path(str(name)).name} ({wanted}), not found here; this model is {current}: "
+                 "pixels will differ", "warning")
         self.generate(pending.request, select=pending.select)
 
     def _run_pending(self, pending: Pending) -> None:

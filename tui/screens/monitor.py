@@ -34,7 +34,8 @@ from ..widgets.too_small import TooSmall
 from .prompt import PathPrompt
 
 POLL_SECONDS = 0.5
-SAMPLE_GUTTER = 9  # columns for the class names left of the sample grid
+SAMPLE_NAME_WIDTH = 8  # cells for a class name above its items
+SAMPLE_CLASS_GAP = 2  # blank cells between classes side by side
 
 
 def duration(seconds: float | None) -> str:
@@ -217,20 +218,22 @@ class MonitorScreen(Screen):
         text.append(" ← newest, g generates with it", style="dim")
         return text
 
-    def _show_samples(self, snapshot: RunSnapshot) -> None:
+    def _show_samples(self, snapshot: RunSnapshot | None) -> None:
         canvas = self.query_one("#samples", PixelCanvas)
-        grid = snapshot.sample
+        grid = snapshot.sample if snapshot is not None else None
         if grid is None:
             canvas.set_content([], [Label(1, 0, 70, "no sample grid yet (one is written at the end of each epoch)",
                                           Style(dim=True))])
             return
-        title = Label(0, 0, SAMPLE_GUTTER + grid.width, f"samples after epoch {grid.epoch} ({grid.path.name}), "
-                      "one row per class")
-        tile = Tile(SAMPLE_GUTTER, 1, grid.width, grid.height, grid.pixels)
-        rows = max(1, (grid.height - 2) // 30)
-        labels = [title] + [Label(0, 1 + (2 + 30 * r + 14) // 2, SAMPLE_GUTTER - 1, SHORT_NAMES[r])
-                            for r in range(min(rows, len(SHORT_NAMES)))]
-        canvas.set_content([tile], labels)
+        width = max(20, canvas.size.width - 1)  # one column kept for the scrollbar
+        tiles, labels, size, per_class = sample_layout(grid, width, max(2, canvas.size.height))
+        shown = f"{per_class} of {grid.per_class}" if per_class < grid.per_class else f"{per_class}"
+        title = Label(0, 0, width, f"samples after epoch {grid.epoch} ({grid.path.name}): {shown} per class"
+                      + (f" at {size}px" if size != 28 else ""))
+        canvas.set_content(tiles, [title] + labels)
+
+    def on_resize(self, event) -> None:
+        self.call_after_refresh(lambda: self._show_samples(self.snapshot))  # the newest snapshot, once laid out
 
     def action_open_run(self) -> None:
         self.app.push_screen(PathPrompt("Follow a run directory (written by train_cli.py or this app)", "runs/default",
@@ -350,3 +353,29 @@ class MonitorScreen(Screen):
             self.say(f"no checkpoint in {self.run_dir / 'checkpoints'} yet", "warning")
             return
         self.app.post_message(OpenCheckpoint(str(newest)))
+
+
+def sample_layout(grid, width: int, height: int) -> tuple[list[Tile], list[Label], int, int]:
+    """Every class of a training sample grid in `width` x `height` cells (row 0 is the title):
+    each class a name above k items side by side, as many classes per row as fit. The largest item
+    size that fits wins, then the most items per class; if even 7px does not fit, it scrolls.
+    Returns the tiles, the name labels, the item size and k."""
+    classes = len(next(iter(grid.thumbnails.values()), ()))
+
+    def arrangement(size: int, per_class: int) -> tuple[int, int, int]:
+        cell = max(per_class * (size + 1) - 1, SAMPLE_NAME_WIDTH)
+        across = max(1, (width + SAMPLE_CLASS_GAP) // (cell + SAMPLE_CLASS_GAP))
+        return cell, across, 1 + -(-classes // across) * ((size + 1) // 2 + 1)
+
+    choices = [(size, k) for size in sorted(grid.thumbnails, reverse=True) for k in range(grid.per_class, 0, -1)]
+    size, per_class = next(((size, k) for size, k in choices if arrangement(size, k)[2] <= height),
+                           (min(grid.thumbnails), 1))
+    cell, across, _ = arrangement(size, per_class)
+    tiles, labels = [], []
+    for row in range(classes):
+        column, line = row % across, row // across
+        x, y = column * (cell + SAMPLE_CLASS_GAP), 1 + line * ((size + 1) // 2 + 1)
+        labels.append(Label(x, y, cell, SHORT_NAMES[row] if row < len(SHORT_NAMES) else f"row {row}", Style(dim=True)))
+        for item in range(per_class):
+            tiles.append(Tile(x + item * (size + 1), y + 1, size, size, grid.thumbnails[size][row][item]))
+    return tiles, labels, size, per_class

@@ -16,7 +16,7 @@ from core.classes import NUM_CLASSES, SHORT_NAMES
 
 from ..state import DEFAULT_GUIDANCE_INTERVAL, GUIDANCE_STEP, MAX_BLACK_LEVEL, SHARE_STEP, GenerateState, InputError
 
-SETTINGS = ("guidance", "sampler", "steps", "black", "seed", "items", "palette")
+SETTINGS = ("guidance", "mix", "sampler", "steps", "black", "seed", "items", "palette")
 ROWS = tuple(("class", i) for i in range(NUM_CLASSES)) + tuple(("setting", name) for name in SETTINGS)
 BAR_CELLS = 4
 EIGHTHS = " ▏▎▍▌▋▊▉█"
@@ -25,8 +25,9 @@ TYPED = {"guidance": "guidance (0-20)", "steps": "steps (2-1000)", "black": "bla
 
 HINTS = {  # two lines of at most 20 cells each
     "class": "space pick  +/- 5%\ntype 0-100, Enter",
+    "mix": "x or ←→: method\nhow classes combine",
     "guidance": "[ ] ±0.5  type 0-20\nCFG: 0 = no guidance",
-    "sampler": "s: DDIM or DDPM\nDDIM: deterministic",
+    "sampler": "s: DPM++ DDIM DDPM\nDPM++: 15 steps",
     "steps": "←→ ±5  type 2-1000\nmore steps: slower",
     "black": "←→ ±1  type 0-32\n0 = raw model pixels",
     "seed": "r roll  l lock\n←→ ±1  type a seed",
@@ -102,8 +103,7 @@ class ClassControls(Widget, can_focus=True):
                 text.append(self._setting_row(key, here), style=line_style)
             text.append("\n")
         hint = HINTS["class" if self.row[0] == "class" else self.row[1]]
-        for line in hint.splitlines():
-            text.append("\n " + line, style="dim")
+        text.append(" " + "\n ".join(hint.splitlines()), style="dim")  # right below the rows: 80x24 has no spare line
         return text
 
     def _typed_or(self, here: bool, value: str, width: int) -> str:
@@ -125,6 +125,7 @@ class ClassControls(Widget, can_focus=True):
     def _setting_row(self, name: str, here: bool) -> str:
         state = self.state
         values = {
+            "mix": state.mix,
             "guidance": f"{state.guidance:g}" + (" off" if state.guidance == 0 else guidance_scope(state.guidance_interval)),
             "sampler": state.sampler.upper(),
             "steps": str(state.steps),
@@ -175,7 +176,7 @@ class ClassControls(Widget, can_focus=True):
         elif key == "seed":
             self.state.seed_locked = not self.state.seed_locked
             self._changed("seed")
-        elif key in ("sampler", "palette"):
+        elif key in ("sampler", "palette", "mix"):
             self.action_adjust(1)
 
     def action_nudge(self, direction: int) -> None:
@@ -202,7 +203,9 @@ class ClassControls(Widget, can_focus=True):
             if key == "guidance":
                 state.nudge_guidance(direction * GUIDANCE_STEP)
             elif key == "sampler":
-                state.toggle_sampler()
+                state.toggle_sampler(direction)
+            elif key == "mix":
+                state.cycle_mix(direction)
             elif key == "steps":
                 state.set_steps(min(1000, max(2, state.steps + direction * (5 if state.steps >= 10 else 1))))
             elif key == "black":

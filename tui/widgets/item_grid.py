@@ -7,7 +7,7 @@ from textual import events
 from textual.binding import Binding
 from textual.message import Message
 
-from ..pixels import ITEM_SIZE, Tile
+from ..pixels import ITEM_SIZE, Tile, resample_nearest
 from .pixel_canvas import Label, PixelCanvas
 
 GAP = 1  # blank columns between items
@@ -74,19 +74,21 @@ class ItemGrid(PixelCanvas, can_focus=True):
     def _usable_width(self) -> int:
         return max(ITEM_SIZE, self.size.width - 1)  # one column kept for the scrollbar, so it never flips
 
-    def zoom_scale(self) -> int:
-        """The largest scale that fits, at least 2 (the view scrolls if 2x does not fit)."""
-        fit_width = self._usable_width() // ITEM_SIZE
-        fit_height = (max(1, self.size.height - 1) * 2) // ITEM_SIZE
-        return max(2, min(fit_width, fit_height))
+    def zoom_scale(self) -> float:
+        """The largest scale in steps of 0.5 at which the whole item fits below its caption (at least 1):
+        1.5x at 80x24, where 2x would need 28 rows."""
+        fit_width = self._usable_width() / ITEM_SIZE
+        fit_height = max(1, self.size.height - 1) * 2 / ITEM_SIZE
+        return max(1.0, int(2 * min(fit_width, fit_height)) / 2)
 
     def _tiles_and_labels(self) -> tuple[list, list]:
         if self.count == 0:
             return [], [Label(1, 1, max(10, self._usable_width() - 2), self.placeholder, PLAIN)]
         if self.zoomed:
             scale = self.zoom_scale()
-            tile = Tile(0, 1, ITEM_SIZE, ITEM_SIZE, self.item_pixels(self.selected), scale)
-            caption = f"{self.selected + 1}/{self.count} {self._caption(self.selected)} · zoom {scale}x · ←→ item · z back"
+            size = round(ITEM_SIZE * scale)  # whole pixels: a half-step scale repeats every other pixel
+            tile = Tile(0, 1, size, size, resample_nearest(self.item_pixels(self.selected), ITEM_SIZE, ITEM_SIZE, size, size))
+            caption = f"{self.selected + 1}/{self.count} {self._caption(self.selected)} · zoom {scale:g}x · ←→ item · z back"
             return [tile], [Label(0, 0, tile.columns, caption, SELECTED)]
         self.columns = max(1, (self._usable_width() + GAP) // (ITEM_SIZE + GAP))
         tiles, labels = [], []
