@@ -9,7 +9,8 @@ and reads what it writes:
   generate         `g` at the default settings (the class picked at start, 16 items): the time the
                    app reports in "16 items in X s", median of 3
   live mode        `v`, then `]`/`[` alternately (each change starts a new run, cancelling the one in
-                   flight): key -> "denoising" written back, and `p` pressed during those runs
+                   flight): key -> "denoising" written back; then down/up arrows (the focused row's
+                   hint) and `p` (every item redrawn) pressed during those runs
   key-to-repaint   `p` (next palette: every visible item is redrawn) written -> the new palette's
                    name written back; and arrow up/down (a light key) -> the focused row's hint
                    written back; measured idle, then while a DDPM generation (default 64 items
@@ -187,10 +188,13 @@ def main() -> int:
 
         mark, _sent = term.send("v")
         term.wait_for("Live: ON", mark, timeout=10)
-        restarts, live_palette = [], []
+        restarts, live_palette, live_arrows = [], [], []
         for index in range(args.presses):
-            mark, sent = term.send("]" if index % 2 == 0 else "[")
+            mark, sent = term.send("]" if index % 2 == 0 else "[")  # the cursor goes to the guidance row
             restarts.append(1000 * (term.wait_for("denoising", mark, timeout=10) - sent))
+            for key, hint in (("\x1b[B", "how classes combine"), ("\x1b[A", "0 = no guidance")):
+                mark, sent = term.send(key)
+                live_arrows.append(1000 * (term.wait_for(hint, mark, timeout=10) - sent))
             live_palette += palette_latencies(term, 1, state)
         mark, _sent = term.send("v")
         term.wait_for("Live: off", mark, timeout=10)
@@ -226,6 +230,7 @@ def main() -> int:
           f"(default settings; median {statistics.median(t for _, t in reported):.2f} s)")
     print(f"live mode         key -> new run shown:   {describe(restarts)}")
     print(f"key-to-repaint    p, live mode sampling:  {describe(live_palette)}")
+    print(f"key-to-repaint    arrow, live mode:       {describe(live_arrows)}")
     print(f"key-to-repaint    p, idle:                {describe(idle)}")
     print(f"key-to-repaint    p, while sampling:      {describe(busy)}")
     print(f"key-to-repaint    arrow, while sampling:  {describe(busy_arrows)}")

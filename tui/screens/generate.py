@@ -36,6 +36,7 @@ SHIPPED_MODEL = "the shipped model"
 EXPORT_SCALE = 8  # exported PNGs: 28px items upscaled to 224px, nearest neighbour
 PREVIEW_INTERVAL = 0.1  # at most 10 preview repaints a second while sampling
 STEP_YIELD = 0.001  # seconds the sampler sleeps between steps, so the UI thread gets the GIL
+START_YIELD = 0.02  # seconds a new run waits before its first step (counted in the time it reports)
 
 
 @dataclass
@@ -388,6 +389,7 @@ class GenerateScreen(Screen):
         worker = get_current_worker()
         jobs.lower_thread_priority()
         started = last_post = time.monotonic()
+        time.sleep(START_YIELD)  # the key that started this run repaints before sampling takes the GIL
         index, total = 0, request.resolved_steps()
         steps = jobs.steps(generator, request, cancelled=lambda: worker.is_cancelled)
         try:
