@@ -28,32 +28,10 @@ from .classes import DEFAULT_MIX, MIX_METHODS, NUM_CLASSES, ClassSpecError, norm
 from .diffusion import make_predictor, make_schedule
 from .dpm_solver import DPMSolverModule
 
-SAMPLERS = ("ddpm", "ddim", "dpm")
-DEFAULT_SAMPLER = "dpm"
-DEFAULT_STEPS = {"ddpm": 250, "ddim": 50, "dpm": 20}
-# Guidance where each sampler matches DDIM 50 at g=2 on the shipped model: DPM-Solver++ follows the
-# guided ODE more closely than DDIM, so the same g pushes items further (at g=2 its Frechet distance
-# is 1.1x DDIM 50's); at 1.75 its accuracy, worst class and distance are DDIM 50's within noise
-# (bench/quality_table.py; README, Quality).
-DEFAULT_GUIDANCE = {"ddpm": 2.0, "ddim": 2.0, "dpm": 1.75}
-GUIDANCE_RANGE = (0.0, 20.0)
-MAX_ITEMS = 64  # items one request may ask for: a screenful in the app and `generate`
-MAX_EVAL_BATCH = 1000  # items `evaluate` may sample in one batch (each keeps its own seed, so only speed changes)
-MAX_STEPS = 1000
-MAX_SEED = 2**31 - 1
-# Guidance acts at steps 21 <= t <= 400 only and the plain conditional model runs elsewhere
-# (guidance in a limited interval, Kynkaenniemi et al. 2024). The noisiest 60% of the trajectory
-# unguided keeps shapes varied; the last step unguided (DDIM 50's call at t=20, DDPM's t <= 20,
-# noise std <= 0.08) stops guidance from overdrawing the final pixels. On the shipped model at g=2,
-# DDIM 50, 300 items per class: Frechet distance 0.46-0.47 against 0.81-0.83 for t <= 500, for
-# 0.6-0.7 points of accuracy (98.3-98.7%, worst class 94-96%): see checkpoints/README.md.
-# None = every step.
-DEFAULT_GUIDANCE_INTERVAL = (21, 400)
-# Fashion-MNIST backgrounds are exactly black (half of all its pixels are 0, only 3% are 1-8/255);
-# the model's final x_0 leaves a faint haze of 1-8/255 there. Final pixels at or below this level
-# (0-255 scale) are set to black. 0 keeps the raw output (what recipes from before it had).
-DEFAULT_BLACK_LEVEL = 4
-MAX_BLACK_LEVEL = 32
+from .limits import (  # noqa: F401 (the request's limits and defaults, re-exported for callers)
+    DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_ITEMS, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE,
+    MAX_BLACK_LEVEL, MAX_EVAL_BATCH, MAX_ITEMS, MAX_SEED, MAX_STEPS, MIN_STEPS, SAMPLERS,
+)
 
 
 class SampleRequestError(ValueError):
@@ -65,7 +43,7 @@ class SampleRequest:
     """Everything that determines the pixels (the "recipe" stored in every exported PNG)."""
 
     class_weights: list[float]  # 10 weights summing to 1, or rows: one per item
-    n: int = 16
+    n: int = DEFAULT_ITEMS
     guidance: float | None = None  # g in (1+g)*cond - g*uncond; 0 = no guidance; None -> DEFAULT_GUIDANCE[sampler]
     sampler: str = DEFAULT_SAMPLER
     steps: int | None = None  # None -> DEFAULT_STEPS[sampler]
@@ -77,7 +55,7 @@ class SampleRequest:
     mix: str = DEFAULT_MIX  # how a multi-class row becomes the prediction (core.mixing)
 
     def resolved_steps(self) -> int:
-        return self.steps if self.steps is not None else DEFAULT_STEPS.get(self.sampler, 50)
+        return self.steps if self.steps is not None else DEFAULT_STEPS.get(self.sampler, DEFAULT_STEPS[DEFAULT_SAMPLER])
 
     def validate(self, max_items: int = MAX_ITEMS) -> "SampleRequest":
         if self.mix not in MIX_METHODS:
@@ -89,8 +67,8 @@ class SampleRequest:
         if self.guidance is None:
             self.guidance = DEFAULT_GUIDANCE[self.sampler]
         steps = self.resolved_steps()
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= MAX_STEPS:
-            raise SampleRequestError(f"steps must be 2-{MAX_STEPS}, not {steps!r}")
+        if isinstance(steps, bool) or not isinstance(steps, int) or not MIN_STEPS <= steps <= MAX_STEPS:
+            raise SampleRequestError(f"steps must be {MIN_STEPS}-{MAX_STEPS}, not {steps!r}")
         g = self.guidance
         if not isinstance(g, (int, float)) or not math.isfinite(g) or not GUIDANCE_RANGE[0] <= g <= GUIDANCE_RANGE[1]:
             raise SampleRequestError(f"guidance must be between {GUIDANCE_RANGE[0]:g} and {GUIDANCE_RANGE[1]:g}, not {g!r}")

@@ -37,18 +37,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
-    from .state import DEFAULT_GUIDANCE_INTERVAL  # no torch: --help stays quick
+    from core.limits import (DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER,  # no torch
+                             DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, SAMPLERS)
 
     lo, hi = DEFAULT_GUIDANCE_INTERVAL
+    per_sampler = lambda table: ", ".join(f"{value:g} for {name}" for name, value in table.items())
     p.add_argument("--guidance", type=float, default=None,
-                   help="classifier-free guidance g, 0-20 (0 = none; default 1.75 for dpm, 2 for ddim and ddpm)")
+                   help=f"classifier-free guidance g, {GUIDANCE_RANGE[0]:g}-{GUIDANCE_RANGE[1]:g} "
+                        f"(0 = none; default {per_sampler(DEFAULT_GUIDANCE)})")
     p.add_argument("--guidance-interval", default=None, metavar="LO:HI",
                    help=f"guide only at diffusion steps LO-HI, or 'all' (default {lo}:{hi}: the noisier steps and the last one run unguided)")
-    p.add_argument("--black-level", type=int, default=4, metavar="N",
-                   help="final pixels at or below N/255 become black, 0-32 (default 4; 0 = raw model output)")
-    p.add_argument("--sampler", choices=("dpm", "ddim", "ddpm"), default="dpm",
-                   help="dpm (DPM-Solver++(2M), deterministic, default 20 steps), ddim (deterministic, default 50) or ddpm (strided, default 250)")
-    p.add_argument("--steps", type=int, default=None, help="denoising steps (default 20 for dpm, 50 for ddim, 250 for ddpm)")
+    p.add_argument("--black-level", type=int, default=DEFAULT_BLACK_LEVEL, metavar="N",
+                   help=f"final pixels at or below N/255 become black, 0-{MAX_BLACK_LEVEL} "
+                        f"(default {DEFAULT_BLACK_LEVEL}; 0 = raw model output)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
+                   help=f"dpm (DPM-Solver++(2M), deterministic), ddim (deterministic) or ddpm (strided, the original); "
+                        f"default {DEFAULT_SAMPLER}")
+    p.add_argument("--steps", type=int, default=None, help=f"denoising steps (default {per_sampler(DEFAULT_STEPS)})")
     p.add_argument("--checkpoint", default=None, help="generator checkpoint (default: the shipped model)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
 
@@ -71,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="write PNGs without the app")
     g.add_argument("--class", dest="class_spec", required=True, help='class or mix, e.g. boot or "sneaker:0.7,boot:0.3"')
-    g.add_argument("--n", type=int, default=16, help="number of items, 1-64 (default 16)")
+    from core.limits import DEFAULT_ITEMS, MAX_EVAL_BATCH, MAX_ITEMS
+
+    g.add_argument("--n", type=int, default=DEFAULT_ITEMS, help=f"number of items, 1-{MAX_ITEMS} (default {DEFAULT_ITEMS})")
     g.add_argument("--seed", type=int, default=0, help="item i uses seed + i (default 0)")
     g.add_argument("--out", default="generated", help="output directory (default ./generated)")
     g.add_argument("--palette", default="grey", help="grey (default, the dataset's look), inverted, magma, viridis, ice")
@@ -87,8 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print the recipe stored in an exported PNG")
     i.add_argument("png", nargs="+")
     i.add_argument("--json", action="store_true", help="print raw JSON")
-
-    from .state import MAX_EVAL_BATCH
 
     e = sub.add_parser("evaluate", help="score a generator with the shipped classifier")
     e.add_argument("--n-per-class", type=int, default=100, help="items generated per class, 2-6000 (default 100)")
@@ -205,7 +210,8 @@ def main(argv=None, fast_exit: bool = False) -> int:
 
 def _run(args) -> int:
     if args.command in ("generate", "evaluate"):  # the subcommands that sample; "LO:HI"/"all"/None -> interval
-        from core.sampling import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, SampleRequestError, parse_guidance_interval
+        from core.limits import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL
+        from core.sampling import SampleRequestError, parse_guidance_interval
 
         if args.guidance is None:
             args.guidance = DEFAULT_GUIDANCE[args.sampler]

@@ -12,34 +12,14 @@ import random
 from dataclasses import dataclass, field
 
 from core.classes import DEFAULT_MIX, MIX_METHODS, NUM_CLASSES, SHORT_NAMES
-
-# These mirror core.sampling (which imports torch, too slow for the first frame);
-# tests/tui/test_state.py checks they agree.
-GUIDANCE_RANGE = (0.0, 20.0)
-MAX_ITEMS = 64
-MAX_EVAL_BATCH = 1000
-MAX_STEPS = 1000
-MAX_SEED = 2**31 - 1
-SAMPLERS = ("dpm", "ddim", "ddpm")  # the order s steps through
-DEFAULT_SAMPLER = "dpm"
-DEFAULT_GUIDANCE = {"ddpm": 2.0, "ddim": 2.0, "dpm": 1.75}
-DEFAULT_GUIDANCE_INTERVAL = (21, 400)  # guidance acts at diffusion steps 21 <= t <= 400 (core.sampling)
-DEFAULT_BLACK_LEVEL = 4  # final pixels <= 4/255 become black (core.sampling)
-MAX_BLACK_LEVEL = 32
-DEFAULT_STEPS = {"ddpm": 250, "ddim": 50, "dpm": 20}
-
-
-def describe_interval(interval) -> str:
-    """'every step' for None, else the steps it guides: 't <= 500' or '21 <= t <= 400'."""
-    if interval is None:
-        return "every step"
-    lo, hi = interval
-    return f"t <= {hi}" if lo == 0 else f"{lo} <= t <= {hi}"
-
+from core.limits import (  # noqa: F401 (re-exported for the widgets)
+    DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_ITEMS, DEFAULT_SAMPLER, DEFAULT_STEPS,
+    GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS, MIN_STEPS, SAMPLERS, describe_interval,
+)
 
 SHARE_STEP = 5.0  # percent per +/- press
 GUIDANCE_STEP = 0.5
-ITEM_PRESETS = (1, 2, 4, 8, 16, 32, 64)  # n / N step through these
+ITEM_PRESETS = (1, 2, 4, 8, 16, 32, MAX_ITEMS)  # n / N step through these
 
 
 class InputError(ValueError):
@@ -57,7 +37,7 @@ class GenerateState:
     steps: int = DEFAULT_STEPS[DEFAULT_SAMPLER]
     seed: int = 0
     seed_locked: bool = True  # unlocked: every generation rolls a new seed
-    items: int = 16
+    items: int = DEFAULT_ITEMS
     palette: str = "grey"
     mix: str = DEFAULT_MIX  # how a multi-class mix becomes the prediction (core.mixing)
 
@@ -165,8 +145,8 @@ class GenerateState:
         self.mix = MIX_METHODS[(MIX_METHODS.index(self.mix) + direction) % len(MIX_METHODS)]
 
     def set_steps(self, value: int) -> None:
-        if not 2 <= value <= MAX_STEPS:
-            raise InputError(f"steps must be 2-{MAX_STEPS}, not {value}")
+        if not MIN_STEPS <= value <= MAX_STEPS:
+            raise InputError(f"steps must be {MIN_STEPS}-{MAX_STEPS}, not {value}")
         self.steps = value
 
     def set_black_level(self, value: int) -> None:

@@ -14,19 +14,29 @@ from tui.screens.generate import PALETTE_NAMES
 from tui.state import GenerateState, InputError
 
 
-def test_limits_mirror_core():
-    assert tui_state.GUIDANCE_RANGE == core.sampling.GUIDANCE_RANGE
-    assert tui_state.MAX_ITEMS == core.sampling.MAX_ITEMS
-    assert tui_state.MAX_EVAL_BATCH == core.sampling.MAX_EVAL_BATCH
-    assert tui_state.MAX_STEPS == core.sampling.MAX_STEPS
-    assert tui_state.MAX_SEED == core.sampling.MAX_SEED
-    assert set(tui_state.SAMPLERS) == set(core.sampling.SAMPLERS)
-    assert tui_state.DEFAULT_STEPS == core.sampling.DEFAULT_STEPS
-    assert tui_state.DEFAULT_GUIDANCE == core.sampling.DEFAULT_GUIDANCE
-    assert tui_state.DEFAULT_SAMPLER == core.sampling.DEFAULT_SAMPLER
-    assert tui_state.DEFAULT_GUIDANCE_INTERVAL == core.sampling.DEFAULT_GUIDANCE_INTERVAL
-    assert tui_state.DEFAULT_BLACK_LEVEL == core.sampling.DEFAULT_BLACK_LEVEL
-    assert tui_state.MAX_BLACK_LEVEL == core.sampling.MAX_BLACK_LEVEL
+def test_the_panel_the_checks_and_the_help_agree_on_every_limit(capsys):
+    from core import limits
+    from tui.cli import build_parser
+    from tui.widgets.controls import HINTS
+
+    state = GenerateState()
+    for low, high, set_value, check, hint in (
+            (limits.MIN_STEPS, limits.MAX_STEPS, state.set_steps, dict(steps=...), HINTS["steps"]),
+            (1, limits.MAX_ITEMS, state.set_items, dict(n=...), HINTS["items"]),
+            (0, limits.MAX_BLACK_LEVEL, state.set_black_level, dict(black_level=...), HINTS["black"])):
+        assert f"{low}-{high}" in hint
+        set_value(high)  # the panel takes the edge the sampler takes, and refuses one past it
+        field = next(iter(check))
+        core.sampling.SampleRequest([1.0] + [0.0] * 9, **{field: high}).validate()
+        with pytest.raises(InputError):
+            set_value(high + 1)
+        with pytest.raises(core.sampling.SampleRequestError):
+            core.sampling.SampleRequest([1.0] + [0.0] * 9, **{field: high + 1}).validate()
+    assert "0-20" in HINTS["guidance"] and limits.GUIDANCE_RANGE == (0.0, 20.0)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--help"])
+    generate_help = " ".join(capsys.readouterr().out.split())
+    assert f"number of items, 1-{limits.MAX_ITEMS}" in generate_help and f"0-{limits.MAX_BLACK_LEVEL}" in generate_help
     assert PALETTE_NAMES == core.images.PALETTES
 
 

@@ -14,24 +14,26 @@ from textual.widget import Widget
 
 from core.classes import NUM_CLASSES, SHORT_NAMES
 
-from ..state import DEFAULT_GUIDANCE_INTERVAL, GUIDANCE_STEP, MAX_BLACK_LEVEL, SHARE_STEP, GenerateState, InputError
+from ..state import (DEFAULT_GUIDANCE_INTERVAL, GUIDANCE_RANGE, GUIDANCE_STEP, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS,
+                     MIN_STEPS, SHARE_STEP, GenerateState, InputError)
 
 SETTINGS = ("guidance", "mix", "sampler", "steps", "black", "seed", "items", "palette")
 ROWS = tuple(("class", i) for i in range(NUM_CLASSES)) + tuple(("setting", name) for name in SETTINGS)
 BAR_CELLS = 4
 EIGHTHS = " ▏▎▍▌▋▊▉█"
-TYPED = {"guidance": "guidance (0-20)", "steps": "steps (2-1000)", "black": "black level (0-32)", "seed": "seed",
-         "items": "items (1-64)"}
+LOW_G, HIGH_G = (f"{g:g}" for g in GUIDANCE_RANGE)
+TYPED = {"guidance": f"guidance ({LOW_G}-{HIGH_G})", "steps": f"steps ({MIN_STEPS}-{MAX_STEPS})",
+         "black": f"black level (0-{MAX_BLACK_LEVEL})", "seed": "seed", "items": f"items (1-{MAX_ITEMS})"}
 
 HINTS = {  # two lines of at most 20 cells each
     "class": "space pick  +/- 5%\ntype 0-100, Enter",
     "mix": "x or ←→: method\nhow classes combine",
-    "guidance": "[ ] ±0.5  type 0-20\nCFG: 0 = no guidance",
+    "guidance": f"[ ] ±{GUIDANCE_STEP:g}  type {LOW_G}-{HIGH_G}\nCFG: 0 = no guidance",
     "sampler": "s: DPM++ DDIM DDPM\nDPM++: 15 steps",
-    "steps": "←→ ±5  type 2-1000\nmore steps: slower",
-    "black": "←→ ±1  type 0-32\n0 = raw model pixels",
+    "steps": f"←→ ±5  type {MIN_STEPS}-{MAX_STEPS}\nmore steps: slower",
+    "black": f"←→ ±1  type 0-{MAX_BLACK_LEVEL}\n0 = raw model pixels",
     "seed": "r roll  l lock\n←→ ±1  type a seed",
-    "items": "n/N ×2 ÷2  ←→ ±1\ntype 1-64, Enter",
+    "items": f"n/N ×2 ÷2  ←→ ±1\ntype 1-{MAX_ITEMS}, Enter",
     "palette": "p or ←→: next one\ngrey = dataset look",
 }
 
@@ -207,13 +209,13 @@ class ClassControls(Widget, can_focus=True):
             elif key == "mix":
                 state.cycle_mix(direction)
             elif key == "steps":
-                state.set_steps(min(1000, max(2, state.steps + direction * (5 if state.steps >= 10 else 1))))
+                state.set_steps(min(MAX_STEPS, max(MIN_STEPS, state.steps + direction * (5 if state.steps >= 10 else 1))))
             elif key == "black":
                 state.set_black_level(min(MAX_BLACK_LEVEL, max(0, state.black_level + direction)))
             elif key == "seed":
-                state.set_seed(min(2**31 - 1, max(0, state.seed + direction)))
+                state.set_seed(min(MAX_SEED, max(0, state.seed + direction)))
             elif key == "items":
-                state.set_items(min(64, max(1, state.items + direction)))
+                state.set_items(min(MAX_ITEMS, max(1, state.items + direction)))
             elif key == "palette":
                 self.post_message(self.Changed("palette-next" if direction > 0 else "palette-previous"))
                 return

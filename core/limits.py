@@ -1,0 +1,41 @@
+"""What a sample request may ask for, and what it gets when it does not say: one table that the
+request's checks (core.sampling), the app's controls and hints (tui) and the command line's help
+all read. No torch here: the app's first frame and `fashion-tui --help` import it.
+"""
+
+from __future__ import annotations
+
+SAMPLERS = ("dpm", "ddim", "ddpm")  # the order the app's s steps through
+DEFAULT_SAMPLER = "dpm"
+DEFAULT_STEPS = {"dpm": 20, "ddim": 50, "ddpm": 250}
+# Guidance where each sampler matches DDIM 50 at g=2 on the shipped model: DPM-Solver++ follows the
+# guided ODE more closely than DDIM, so the same g pushes items further (at g=2 its Frechet distance
+# is 1.1x DDIM 50's); at 1.75 its accuracy, worst class and distance are DDIM 50's within noise
+# (bench/quality_table.py; README, Quality).
+DEFAULT_GUIDANCE = {"dpm": 1.75, "ddim": 2.0, "ddpm": 2.0}
+GUIDANCE_RANGE = (0.0, 20.0)
+DEFAULT_ITEMS = 16
+MAX_ITEMS = 64  # items one request may ask for: a screenful in the app and `generate`
+MAX_EVAL_BATCH = 1000  # items `evaluate` may sample in one batch (each keeps its own seed, so only speed changes)
+MIN_STEPS, MAX_STEPS = 2, 1000
+MAX_SEED = 2**31 - 1
+# Guidance acts at steps 21 <= t <= 400 only and the plain conditional model runs elsewhere
+# (guidance in a limited interval, Kynkaenniemi et al. 2024). The noisiest 60% of the trajectory
+# unguided keeps shapes varied; DDIM 50's last call (t=20) and DDPM's t <= 20 (noise std <= 0.08)
+# unguided stop guidance from overdrawing the final pixels. On the shipped model at g=2, DDIM 50,
+# 300 items per class: Frechet distance 0.46-0.47 against 0.81-0.83 for t <= 500, for 0.6-0.7
+# points of accuracy (98.3-98.7%, worst class 94-96%): see checkpoints/README.md. None = every step.
+DEFAULT_GUIDANCE_INTERVAL = (21, 400)
+# Fashion-MNIST backgrounds are exactly black (half of all its pixels are 0, only 3% are 1-8/255);
+# the model's final x_0 leaves a faint haze of 1-8/255 there. Final pixels at or below this level
+# (0-255 scale) are set to black; 0 keeps the raw output.
+DEFAULT_BLACK_LEVEL = 4
+MAX_BLACK_LEVEL = 32
+
+
+def describe_interval(interval) -> str:
+    """'every step' for None, else the steps it guides: 't <= 500' or '21 <= t <= 400'."""
+    if interval is None:
+        return "every step"
+    lo, hi = interval
+    return f"t <= {hi}" if lo == 0 else f"{lo} <= t <= {hi}"
