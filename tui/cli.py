@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--palette", default="grey", help="grey (default, the dataset's look), inverted, magma, viridis, ice")
     g.add_argument("--scale", type=int, default=1, help="upscale factor, nearest-neighbour (default 1 = 28px)")
     g.add_argument("--columns", type=int, default=None, help="grid columns (default min(8, n))")
+    g.add_argument("--show", action="store_true",
+                   help="also print the grid in this terminal as coloured half blocks (as many columns as fit)")
     from core.classes import DEFAULT_MIX, MIX_DESCRIPTIONS, MIX_METHODS
 
     g.add_argument("--mix", choices=MIX_METHODS, default=DEFAULT_MIX,
@@ -144,8 +146,22 @@ def cmd_generate(args) -> int:
     except (ClassSpecError, SampleRequestError, CheckpointError, ExportError, ValueError) as error:
         return _fail(str(error), 1)
     grid = [p for p in paths if p.name.startswith("grid")]
+    if args.show:
+        show_in_terminal(images, args.palette)
     print(f"wrote {len(paths) - len(grid)} items and {grid[0] if grid else 'no grid'} into {out}")
     return 0
+
+
+def show_in_terminal(images, palette: str) -> None:
+    """The items at true 28px size, two pixels a cell, as many to a row as the terminal is wide."""
+    from rich.console import Console
+    from rich_pixels import Pixels
+
+    from core.images import make_grid, to_pil
+
+    console = Console()
+    columns = max(1, min(images.shape[0], (console.width - 2) // 30))  # make_grid: 28px items, 2px padding
+    console.print(Pixels.from_image(to_pil(make_grid(images, columns), palette).convert("RGB")))
 
 
 def cmd_info(args) -> int:

@@ -7,16 +7,14 @@ from functools import partial
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 
-def all_actions() -> list[tuple[str, str, str, str]]:
-    """(mode or "app", action, description, explanation with the key) for everything bound to a key."""
-    from .app import FashionApp
-    from .screens.generate import GenerateScreen
+def all_actions(app_class) -> list[tuple[str, str, str, str]]:
+    """(mode or "app", action, description, explanation with the key) for everything bound to a key
+    in the app class and the screens of its generate and monitor modes."""
     from .screens.help import binding_rows
-    from .screens.monitor import MonitorScreen
 
     actions = []
-    for mode, bindings in (("generate", GenerateScreen.BINDINGS), ("monitor", MonitorScreen.BINDINGS),
-                           ("app", FashionApp.BINDINGS)):
+    for mode, bindings in (("generate", app_class.MODES["generate"].BINDINGS), ("monitor", app_class.MODES["monitor"].BINDINGS),
+                           ("app", app_class.BINDINGS)):
         for binding in bindings:
             if binding.action.startswith("app.switch_mode"):
                 continue
@@ -28,7 +26,7 @@ def all_actions() -> list[tuple[str, str, str, str]]:
 
 class ActionsProvider(Provider):
     def _commands(self):
-        for mode, action, description, keys in all_actions():
+        for mode, action, description, keys in all_actions(type(self.app)):
             title = description if mode == "app" else f"{mode.title()}: {description}"
             yield title, keys, partial(self.app.run_in_mode, mode, action)
 

@@ -130,3 +130,10 @@ def test_the_class_table_starts_as_nn_embedding_would(tmp_path):
     torch.manual_seed(3)
     preset = PRESETS["tiny"]
     assert torch.equal(Denoiser(preset.model, preset.diffusion).class_encoder.weight.detach(), expected)
+
+
+def test_config_defaults_are_the_default_preset():
+    from core.config import DEFAULT_PRESET, DiffusionConfig, ModelConfig
+
+    assert ModelConfig() == PRESETS[DEFAULT_PRESET].model and DiffusionConfig() == PRESETS[DEFAULT_PRESET].diffusion
+    assert PRESETS["fast"].model.channels == (64, 96)  # the faster preset stays what its checkpoints say

@@ -23,18 +23,24 @@ TYPING = [
 
 ABOUT = (
     "Guidance g is classifier-free guidance: the model predicts (1+g)·cond − g·uncond, so g = 0 means no "
-    "guidance and larger g follows the chosen classes harder (default 2). "
+    "guidance and larger g follows the chosen classes harder (default 1.75 with DPM-Solver++, 2 with DDIM and DDPM). "
     f"It acts on diffusion steps {describe_interval(DEFAULT_GUIDANCE_INTERVAL)}; the noisier steps run unguided, which keeps items "
     "varied, and so does the last one, which keeps the final pixels from being overdrawn (i switches to guiding every "
-    "step, shown as 'all' after g). DDIM is deterministic (50 steps by "
-    "default); DDPM adds fresh noise each step (250 steps). Item i uses seed + i; a blend strip shares one seed. "
+    "step, shown as 'all' after g). DPM-Solver++ (the default, 20 steps) and DDIM (50) are deterministic; "
+    "DDPM adds fresh noise each step (250 steps). Mixed classes combine by the mix method (x): compose, the "
+    "default, sums guidance over the picked classes; average is the original design's faint embedding average. "
+    "Item i uses seed + i; a blend strip shares one seed. "
     "Exports are 8x nearest-neighbour PNGs whose metadata holds the recipe (o re-opens one)."
 )
 
 
 def binding_rows(bindings: list[Binding]) -> list[tuple[str, str]]:
-    rows = []
+    """(keys, what) per binding; a key bound twice (live mode's on and off) is listed once."""
+    rows, seen = [], set()
     for binding in bindings:
+        if binding.key in seen:
+            continue
+        seen.add(binding.key)
         keys = " ".join(key.strip() for key in binding.key.split(","))
         rows.append((keys.replace("left_square_bracket", "[").replace("right_square_bracket", "]")
                      .replace("question_mark", "?").replace("equals_sign", "=").replace("underscore", "_"),
@@ -58,13 +64,12 @@ class HelpScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        from ..app import FashionApp
-        from .generate import GenerateScreen
-        from .monitor import MonitorScreen
+        app = type(self.app)
+        GenerateScreen, MonitorScreen = app.MODES["generate"], app.MODES["monitor"]
 
         with VerticalScroll(id="help-body", classes="layout"):
             yield Static(Text("fashion-tui keys", style="bold"), id="help-title")
-            yield Static(key_table("Everywhere", binding_rows(FashionApp.BINDINGS) + [("ctrl+p", "command palette: every action by name"), ("tab", "next panel")]))
+            yield Static(key_table("Everywhere", binding_rows(app.BINDINGS) + [("ctrl+p", "command palette: every action by name"), ("tab", "next panel")]))
             yield Static(key_table("Generate", binding_rows(GenerateScreen.BINDINGS)))
             yield Static(key_table("Generate: side panel", binding_rows(ClassControls.BINDINGS) + TYPING))
             yield Static(key_table("Generate: items (Tab to focus)", binding_rows(ItemGrid.BINDINGS)))
