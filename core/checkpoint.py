@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .config import DiffusionConfig, ModelConfig, as_dict
+from .files import atomic_write_bytes
 from .model import Denoiser
 
 KIND = "fashion-diffusion"
@@ -29,28 +29,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(ValueError):
     """The file is not a usable checkpoint; the message is one line and names the file."""
-
-
-def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; checkpoints are meant to be shared
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def atomic_save(obj: dict, path: str | os.PathLike) -> None:

@@ -23,7 +23,6 @@ import math
 import os
 import pickle
 import sys
-import tempfile
 import time
 import warnings
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from core.checkpoint import atomic_save
 from core.classes import CLASS_NAMES, NUM_CLASSES
 from core.data import load_split
 
@@ -150,7 +150,7 @@ class FashionClassifier(nn.Module):
 
 
 def save_classifier(model: FashionClassifier, cfg: ClassifierConfig, path: str | os.PathLike, test_accuracy: float) -> Path:
-    """Write the checkpoint dict atomically (temp file in the same folder, fsync, os.replace)."""
+    """Write the checkpoint dict atomically (core.checkpoint.atomic_save)."""
     path = Path(path)
     # fp16 halves the file; integer buffers (BatchNorm's num_batches_tracked) stay as they are
     state = {
@@ -164,21 +164,7 @@ def save_classifier(model: FashionClassifier, cfg: ClassifierConfig, path: str |
         "state_dict": state,
         "test_accuracy": float(test_accuracy),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes it 0600; a shipped checkpoint should be readable
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        raise
+    atomic_save(payload, path)
     return path
 
 

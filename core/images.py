@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import torch
 from PIL import Image, PngImagePlugin
+
+from .files import atomic_write_bytes
 
 # Palettes map grey level 0..1 (item brightness) to RGB. "grey" keeps the dataset's look.
 PALETTE_STOPS: dict[str, list[tuple[float, tuple[int, int, int]]]] = {
@@ -84,19 +87,11 @@ def save_png(image: Image.Image, path: str | os.PathLike, metadata: dict | None 
     info = PngImagePlugin.PngInfo()
     if metadata is not None:
         info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
-    tmp = path.with_name(f".{path.name}.tmp")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as handle:
-            image.save(handle, format="PNG", pnginfo=info)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        atomic_write_bytes(buffer.getvalue(), path)
     except OSError as error:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
         raise ExportError(f"cannot write {path}: {error.strerror or error}") from None
     return path
 

@@ -132,12 +132,14 @@ def test_export_directory_refusing_writes(checkpoint, tmp_path, monkeypatch, cap
 def test_full_disk_while_exporting(checkpoint, tmp_path, monkeypatch, capsys, where):
     """The disk fills up at the second PNG: simulated in-process, either half-way through writing it (the
     write raises ENOSPC after storing part of the bytes) or when it is flushed to disk (fsync raises)."""
-    import core.images
+    import types
+
+    import core.files
     import tui.cli
 
     out = tmp_path / "out"
-    opened = []
-    real_open, real_fsync = open, os.fsync
+    targets = []  # the files the atomic writer was asked for, in order
+    real_mkstemp, real_fdopen, real_fsync = core.files.tempfile.mkstemp, os.fdopen, os.fsync
 
     class FillsUp:
         def __init__(self, handle):
@@ -156,21 +158,25 @@ def test_full_disk_while_exporting(checkpoint, tmp_path, monkeypatch, capsys, wh
         def __exit__(self, *exc):
             self.handle.close()
 
-    def counting_open(path, *args, **kwargs):
-        opened.append(path)
-        handle = real_open(path, *args, **kwargs)
-        return FillsUp(handle) if where == "write" and len(opened) == 2 else handle
+    def mkstemp(prefix, suffix, dir):
+        targets.append(prefix[1:-1])  # the writer's temp files are .NAME.XXXX.tmp beside NAME
+        return real_mkstemp(prefix=prefix, suffix=suffix, dir=dir)
+
+    def fdopen(fd, *args, **kwargs):
+        handle = real_fdopen(fd, *args, **kwargs)
+        return FillsUp(handle) if where == "write" and len(targets) == 2 else handle
 
     def fsync(fd):
-        if len(opened) == 2:
+        if len(targets) == 2:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_fsync(fd)
 
-    monkeypatch.setattr(core.images, "open", counting_open, raising=False)
+    monkeypatch.setattr(core.files, "tempfile", types.SimpleNamespace(mkstemp=mkstemp))
+    monkeypatch.setattr(os, "fdopen", fdopen)
     monkeypatch.setattr(os, "fsync", fsync)
     assert tui.cli.main(generate(checkpoint, out, "--n", "3")) == 1
     captured = capsys.readouterr()
-    second = Path(opened[1]).name[1:-len(".tmp")]  # save_png writes .NAME.tmp, then renames it to NAME
+    second = targets[1]
     assert captured.err == f"fashion-tui: error: cannot write {out / second}: No space left on device\n"
     monkeypatch.undo()
     names = sorted(p.name for p in out.iterdir())
