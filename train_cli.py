@@ -16,10 +16,9 @@ import os
 import signal
 import sys
 
-# OpenMP threads that spin while waiting turn a busy 2-core machine (training in one SSH session,
-# sampling in another) into a 5-10x slowdown; passive waiting costs little when the CPU is idle.
-# It must be set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from core.cpu import prefer_passive_openmp
+
+prefer_passive_openmp()  # before anything imports torch
 
 from core.config import DEFAULT_PRESET, PRESETS, TrainConfig
 

@@ -164,7 +164,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     if "ema" not in data:
         raise CheckpointError(f"{path} is not a usable checkpoint: it has no EMA weights")
     denoiser, model_config, diffusion_config = build_denoiser(data, "ema", path)
-    # channels_last lets oneDNN/cuDNN pick NHWC kernels: ~2.5x faster sampling on this CPU
+    # channels_last lets oneDNN/cuDNN pick NHWC kernels, much faster for these small convolutions
     denoiser.to(device).to(memory_format=torch.channels_last).eval()
     info = {k: data.get(k) for k in ("step", "epoch", "wall_time_sec", "note", "preset") if k in data}
     return Generator(denoiser, model_config, diffusion_config, path, file_hash(path), info)

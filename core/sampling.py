@@ -205,10 +205,9 @@ def make_sampler(denoiser, config, sampler_name: str, steps: int, noise, device:
     else:
         sampler = DDIModule(denoiser, schedule, predictor, eval_steps=eval_steps, progress_bar=False, eta=0.0)
         timesteps = eval_steps.flip(0)[:-1].tolist()
-    # DDPModule builds its strided-step tables (eval_steps, eval_steps_map) as CPU buffers and
-    # indexes them with the timestep tensor, which lives on the sampling device: on a GPU that
-    # raised "indices should be either on cpu or on the same device". Move only these buffers;
-    # sampler.to() would also walk the shared denoiser, which is already on the device.
+    # The samplers build their step tables (eval_steps, eval_steps_map) as CPU buffers and index
+    # them with the timestep tensor, which lives on the sampling device, so the tables must live
+    # there too. Move only these buffers: sampler.to() would also walk the shared denoiser.
     for name, buffer in list(sampler.named_buffers(recurse=False)):
         setattr(sampler, name, buffer.to(device))
     return sampler.eval(), timesteps

@@ -32,7 +32,7 @@ class GenerateState:
     shares: dict[int, float] = field(default_factory=dict)  # class -> percent; picked classes sum to 100
     guidance: float = DEFAULT_GUIDANCE[DEFAULT_SAMPLER]  # g in (1+g)*cond - g*uncond; 0 = no guidance
     guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL  # None: every step (older recipes)
-    black_level: int = DEFAULT_BLACK_LEVEL  # 0 in recipes from before it
+    black_level: int = DEFAULT_BLACK_LEVEL  # final pixels <= this (of 255) become black; 0 = raw output
     sampler: str = DEFAULT_SAMPLER
     steps: int = DEFAULT_STEPS[DEFAULT_SAMPLER]
     seed: int = 0

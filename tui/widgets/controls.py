@@ -45,7 +45,7 @@ def share_bar(percent: float) -> str:
 
 
 def guidance_scope(interval) -> str:
-    """'' for the default interval; ' all' when guidance acts at every step (recipes from before it); ' lo-hi' otherwise."""
+    """'' for the default interval; ' all' when guidance acts at every step (i, or a recipe's); ' lo-hi' otherwise."""
     if interval is None:
         return " all"
     if tuple(interval) == DEFAULT_GUIDANCE_INTERVAL:
