@@ -11,9 +11,13 @@ Modules in the order the maths flows:
   dpm_solver -> DPM-Solver++(2M), the default sampler
   sampling   -> the sample request and the DPM-Solver++ / DDIM / DDPM loops that yield each step
   files      -> the one atomic writer (no torch)
+  rundir     -> the run directory's layout (no torch)
+  device     -> which torch device a name means
   checkpoint -> atomic, code-free checkpoint files
   cpu        -> the OpenMP policy every entry point sets before torch loads
   trainer    -> the training loop (CLI, TUI and tests drive the same code)
   images     -> palettes, grids and PNG export with recipe metadata
-  evaluate   -> classifier-based quality metrics
+  classifier -> the evaluator's CNN, its file and its training
+  metrics    -> accuracy, Frechet distance, diversity, real floors
+  evaluate   -> scoring a generator with them
 """

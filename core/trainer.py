@@ -1,11 +1,8 @@
 """The training loop. The CLI, the TUI monitor and the tests all drive this same code.
 
-Progress leaves through `on_event(TrainEvent)`; nothing here prints. A run directory holds:
-
-    run_dir/run.json              configs, device, world size, state (running/finished/stopped/failed)
-    run_dir/metrics.jsonl         one JSON object per logged step (the monitor tails it)
-    run_dir/checkpoints/step-XXXXXXX.pt   atomic, the newest `keep_checkpoints` kept
-    run_dir/samples/epoch-XXX.png one row per class, EMA weights, DDIM 25, guidance 2
+Progress leaves through `on_event(TrainEvent)`; nothing here prints. It writes the run directory
+core.rundir describes: run.json (state running/finished/stopped/failed), metrics.jsonl, the newest
+`keep_checkpoints` checkpoints, and a sample grid per epoch (EMA weights, DDIM 25, guidance 2).
 
 Under torchrun (world_size > 1, see core/distributed.py) every rank runs this loop on its own
 shard of each epoch with DistributedDataParallel around the objective; only rank 0 writes
@@ -19,7 +16,6 @@ import gc
 import json
 import math
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -27,7 +23,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from . import checkpoint as ckpt
 from . import distributed
@@ -36,10 +31,11 @@ from .classes import NUM_CLASSES
 from .config import DEFAULT_PRESET, PRESETS, DiffusionConfig, ModelConfig, TrainConfig, as_dict
 from .config import from_dict as config_from_dict
 from .data import DeviceBatches, load_split
+from .device import pick_device  # noqa: F401 (callers have imported it from here)
 from .diffusion import DiffusionObjective
 from .model import Denoiser
+from .rundir import CHECKPOINTS, METRICS, RUN_INFO, SAMPLE_SCALE, SAMPLES, checkpoint_name, list_checkpoints, sample_name
 
-CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
 
 
 class TrainingError(RuntimeError):
@@ -54,24 +50,6 @@ class TrainEvent:
     data: dict = field(default_factory=dict)
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda asked for, but no CUDA GPU is available")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device mps asked for, but MPS is not available")
-    return device
-
-
 def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
     """Linear warm-up to lr, then cosine decay to lr * min_lr_ratio at total_steps.
 
@@ -82,15 +60,6 @@ def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
     progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
     floor = config.lr * config.min_lr_ratio
     return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * progress))
-
-
-def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoint files of a run, oldest first (temp files of interrupted writes are ignored)."""
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
-    return [p for _, p in sorted(found)]
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -372,7 +341,7 @@ class Trainer:
     def save_checkpoint(self, epoch: int, images_into_epoch: int, elapsed: float) -> Path | None:
         if not self.is_main:
             return None
-        path = self.run_dir / "checkpoints" / f"step-{self.step:07d}.pt"
+        path = self.run_dir / CHECKPOINTS / checkpoint_name(self.step)
         try:
             atomic_save(self.checkpoint_state(epoch, images_into_epoch, elapsed), path)
         except OSError as error:
@@ -439,8 +408,8 @@ class Trainer:
             request = SampleRequest(rows[0], n=len(rows), sampler="ddim", steps=25, seed=first, per_item_weights=rows)
             chunks.append(sample(generator, request))
         images = torch.cat(chunks)
-        path = self.run_dir / "samples" / f"epoch-{epoch:03d}.png"
-        save_png(to_pil(make_grid(images, per_class), "grey", 2), path,
+        path = self.run_dir / SAMPLES / sample_name(epoch)
+        save_png(to_pil(make_grid(images, per_class), "grey", SAMPLE_SCALE), path,
                  {"kind": "training-samples", "epoch": epoch, "step": self.step, "rows": "one per class 0-9"})
         self.on_event(TrainEvent("samples", self.step, epoch, {"path": str(path)}))
         return path
@@ -448,7 +417,7 @@ class Trainer:
     def _write_run_info(self, state: str, **extra) -> None:
         if not self.is_main:
             return
-        info_path = self.run_dir / "run.json"
+        info_path = self.run_dir / RUN_INFO
         info = {}
         if info_path.exists():
             try:
@@ -482,7 +451,7 @@ class Trainer:
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_run_info("running", started=time.time())
-        metrics_path = self.run_dir / "metrics.jsonl"
+        metrics_path = self.run_dir / METRICS
         if self.is_main:
             self._truncate_metrics(metrics_path)
         metrics = open(metrics_path, "a", buffering=1) if self.is_main else None

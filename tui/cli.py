@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_generator_or_fail(path: str | None, device: str):
     from core.checkpoint import CheckpointError, default_checkpoint, load_generator
-    from core.trainer import pick_device
+    from core.device import pick_device
 
     target = Path(path) if path else default_checkpoint()
     if path is None and not target.exists():

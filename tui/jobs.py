@@ -55,7 +55,7 @@ def lower_thread_priority(step: int = 5) -> None:
 
 
 def open_generator(path: str | None, device: str) -> Generator:
-    from core.trainer import pick_device
+    from core.device import pick_device
 
     leave_a_core_for_the_ui()
     return load_generator(resolve_checkpoint(path), pick_device(device))

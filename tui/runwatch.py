@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.rundir import CHECKPOINTS, METRICS, RUN_INFO, SAMPLE_PATTERN, SAMPLE_SCALE, SAMPLES, checkpoint_names
+
 from .pixels import downscale_nearest
 
-CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")  # as core.trainer.CHECKPOINT_PATTERN
-SAMPLE_PATTERN = re.compile(r"^epoch-(\d+)\.png$")
-SAMPLE_SCALE = 2  # core.trainer writes sample grids scaled x2
 THUMBNAIL_SIZES = (28, 14, 10, 7)  # item sizes (pixels) the monitor may show, largest that fits first
 
 
@@ -48,18 +46,9 @@ class RunSnapshot:
     version: int = 0  # grows whenever anything above changed
 
 
-def list_checkpoint_names(run_dir: Path) -> list[str]:
-    folder = run_dir / "checkpoints"
-    try:
-        names = [(int(m.group(1)), name) for name in os.listdir(folder) if (m := CHECKPOINT_PATTERN.match(name))]
-    except OSError:
-        return []
-    return [name for _, name in sorted(names)]
-
-
 def newest_checkpoint(run_dir: Path) -> Path | None:
-    names = list_checkpoint_names(run_dir)
-    return run_dir / "checkpoints" / names[-1] if names else None
+    names = checkpoint_names(run_dir)
+    return run_dir / CHECKPOINTS / names[-1] if names else None
 
 
 def read_sample_grid(path: Path) -> SampleGrid | None:
@@ -114,7 +103,7 @@ class RunTailer:
         self._steps, self._loss, self._smooth, self._latest = [], [], [], {}
 
     def _read_metrics(self, notes: list[str]) -> None:
-        path = self.run_dir / "metrics.jsonl"
+        path = self.run_dir / METRICS
         try:
             stat = path.stat()
         except OSError:
@@ -158,7 +147,7 @@ class RunTailer:
 
     def _read_info(self, notes: list[str]) -> dict:
         try:
-            info = json.loads((self.run_dir / "run.json").read_text())
+            info = json.loads((self.run_dir / RUN_INFO).read_text())
             return info if isinstance(info, dict) else {}
         except FileNotFoundError:
             notes.append("no run.json yet")
@@ -167,7 +156,7 @@ class RunTailer:
         return {}
 
     def _read_sample(self) -> None:
-        folder = self.run_dir / "samples"
+        folder = self.run_dir / SAMPLES
         try:
             names = sorted(name for name in os.listdir(folder) if SAMPLE_PATTERN.match(name))
         except OSError:
@@ -204,7 +193,7 @@ class RunTailer:
         snapshot = RunSnapshot(
             run_dir=self.run_dir, exists=exists, info=info,
             steps=tuple(self._steps), loss=tuple(self._loss), loss_smooth=tuple(self._smooth),
-            latest=dict(self._latest), checkpoints=tuple(list_checkpoint_names(self.run_dir)) if exists else (),
+            latest=dict(self._latest), checkpoints=tuple(checkpoint_names(self.run_dir)) if exists else (),
             sample=self._sample, notes=tuple(notes), version=self._version,
         )
         if self._last is None or _changed(self._last, snapshot):

@@ -1,0 +1,46 @@
+"""The run directory a training writes and the monitor reads, from this process or another
+(no torch: the TUI's monitor imports it):
+
+    run_dir/run.json                     configs, device, world size, state
+    run_dir/metrics.jsonl                one JSON object per logged step
+    run_dir/checkpoints/step-XXXXXXX.pt  written atomically, the newest few kept
+    run_dir/samples/epoch-XXX.png        one row per class, scaled x SAMPLE_SCALE
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+RUN_INFO = "run.json"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+SAMPLES = "samples"
+CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
+SAMPLE_PATTERN = re.compile(r"^epoch-(\d+)\.png$")
+SAMPLE_SCALE = 2  # sample grids are written at 2x, so they are legible in an image viewer
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:07d}.pt"
+
+
+def sample_name(epoch: int) -> str:
+    return f"epoch-{epoch:03d}.png"
+
+
+def checkpoint_names(run_dir: str | os.PathLike) -> list[str]:
+    """File names of a run's complete checkpoints, oldest first (temp files of interrupted writes
+    are not named like checkpoints); [] when the folder is missing or unreadable."""
+    try:
+        names = [(int(m.group(1)), name) for name in os.listdir(Path(run_dir) / CHECKPOINTS)
+                 if (m := CHECKPOINT_PATTERN.match(name))]
+    except OSError:
+        return []
+    return [name for _, name in sorted(names)]
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoint files of a run, oldest first."""
+    return [Path(run_dir) / CHECKPOINTS / name for name in checkpoint_names(run_dir)]
