@@ -66,7 +66,7 @@ class GenerateScreen(Screen):
         Binding("e", "export", "Export", tooltip="write the grid and the selected item as 8x PNGs carrying their recipe"),
         Binding("b", "blend", "Blend", tooltip="with two classes picked: a strip from 100% of the first to 100% "
                                                 "of the second, all from one seed"),
-        Binding("z", "zoom", "Zoom", tooltip="the selected item alone, 2x or as large as fits"),
+        Binding("z", "zoom", "Zoom", tooltip="the selected item alone, as large as fits (1.5x at 80x24)"),
         Binding("p", "palette", "Palette", show=False, tooltip="next palette: grey, inverted, magma, viridis, ice"),
         Binding("left_square_bracket", "guidance(-1)", "Guidance -0.5", show=False, tooltip="0 = no guidance"),
         Binding("right_square_bracket", "guidance(1)", "Guidance +0.5", show=False, tooltip="up to 20"),
