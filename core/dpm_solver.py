@@ -19,6 +19,7 @@ Same interface as diffusion_labs' samplers: `generator(x_T, condition)` yields x
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterator
 
 import torch
@@ -34,12 +35,12 @@ class DPMSolverModule(nn.Module):
         self.model, self.schedule, self.predictor = model, schedule, predictor
         self.same_model = same_model
         self.register_buffer("eval_steps", eval_steps.sort().values.long())
-        abar = schedule.alphas_cumprod.double()  # (T,)
-        self.register_buffer("alpha", abar.sqrt())
-        self.register_buffer("sigma", (1 - abar).sqrt())
+        # the step coefficients as Python floats, read on the host: no device sync per step
+        abar = schedule.alphas_cumprod.detach().double().cpu()  # (T,)
+        self._alpha, self._sigma = abar.sqrt().tolist(), (1 - abar).sqrt().tolist()
 
     def _lambda(self, t: int) -> float:
-        return float(torch.log(self.alpha[t] / self.sigma[t]))
+        return math.log(self._alpha[t] / self._sigma[t])
 
     def generator(self, x: torch.Tensor, c: dict | None = None) -> Iterator[torch.Tensor]:
         steps = self.eval_steps.flip(0).tolist()  # T-1 ... 0
@@ -50,13 +51,11 @@ class DPMSolverModule(nn.Module):
             x0 = self.predictor.predict_x0(out.prediction, x, timestep).float()  # (B,1,28,28), clamped
             h = self._lambda(t) - self._lambda(s)
             last = index == len(steps) - 2
-            second_order = previous is not None and self.same_model(previous[2], s) and not last
-            if second_order:
+            if previous is not None and self.same_model(previous[2], s) and not last:
                 r = previous[1] / h
                 d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * previous[0]
             else:
                 d = x0
-            ratio, alpha_t = float(self.sigma[t] / self.sigma[s]), float(self.alpha[t])
-            x = (ratio * x.float() - alpha_t * (torch.expm1(torch.tensor(-h)).item()) * d).to(x.dtype)
+            x = (self._sigma[t] / self._sigma[s] * x.float() - self._alpha[t] * math.expm1(-h) * d).to(x.dtype)
             previous = (x0, h, s)
             yield x

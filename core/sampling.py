@@ -24,9 +24,10 @@ from torchmultimodal.diffusion_labs.samplers.ddim import DDIModule
 from torchmultimodal.diffusion_labs.samplers.ddpm import DDPModule
 
 from .checkpoint import Generator
-from .classes import DEFAULT_MIX, MIX_METHODS, NUM_CLASSES, ClassSpecError, normalise_weights
+from .classes import DEFAULT_MIX, NUM_CLASSES, ClassSpecError, normalise_weights
 from .diffusion import make_predictor, make_schedule
 from .dpm_solver import DPMSolverModule
+from .mixing import check_method
 
 from .limits import (  # noqa: F401 (the request's limits and defaults, re-exported for callers)
     DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_ITEMS, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE,
@@ -58,8 +59,10 @@ class SampleRequest:
         return self.steps if self.steps is not None else DEFAULT_STEPS.get(self.sampler, DEFAULT_STEPS[DEFAULT_SAMPLER])
 
     def validate(self, max_items: int = MAX_ITEMS) -> "SampleRequest":
-        if self.mix not in MIX_METHODS:
-            raise SampleRequestError(f"mix method must be one of {', '.join(MIX_METHODS)}, not {self.mix!r}")
+        try:
+            check_method(self.mix)
+        except ValueError as error:
+            raise SampleRequestError(str(error)) from None
         if self.sampler not in SAMPLERS:
             raise SampleRequestError(f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= max_items:

@@ -18,7 +18,7 @@ from .messages import OpenCheckpoint
 from .screens.generate import GenerateScreen
 from .screens.help import HelpScreen
 from .screens.monitor import MonitorScreen
-from .state import DEFAULT_SAMPLER
+from .state import DEFAULT_ITEMS, DEFAULT_SAMPLER
 from .widgets.too_small import too_small
 
 
@@ -35,7 +35,7 @@ class AppOptions:
     # Not on the command line: starting values (tests use small ones)
     sampler: str = DEFAULT_SAMPLER
     steps: int | None = None  # None: the sampler's default
-    items: int = 16
+    items: int = DEFAULT_ITEMS
     runs_root: str = "runs"  # trainings started from the monitor go to runs_root/tui-YYYYmmdd-HHMMSS
 
     @classmethod

@@ -207,8 +207,8 @@ HEADLESS = ("generate", "info", "evaluate")
 
 def entry() -> None:
     """The console script: main(), then for the headless subcommands an exit without interpreter
-    teardown. Unloading torch costs ~0.5 s after every command; every file is written and closed
-    (atomically) by then, so nothing is lost by skipping it."""
+    teardown. Unloading torch costs a quarter of a second or more after every command; every file
+    is written and closed (atomically) by then, so nothing is lost by skipping it."""
     code = main(fast_exit=True)
     sys.exit(code)
 

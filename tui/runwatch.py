@@ -25,7 +25,6 @@ class SampleGrid:
     epoch: int
     width: int  # pixels, at 1x
     height: int
-    pixels: bytes  # grey levels, row-major
     per_class: int  # items per row (one row per class)
     # size -> one tuple per class row of that many items, each size x size grey levels (area-averaged)
     thumbnails: dict = field(default_factory=dict)
@@ -68,7 +67,7 @@ def read_sample_grid(path: Path) -> SampleGrid | None:
                       for size in THUMBNAIL_SIZES}
     except Exception:
         return None
-    return SampleGrid(path, int(match.group(1)) if match else 0, width, height, pixels, per_class, thumbnails)
+    return SampleGrid(path, int(match.group(1)) if match else 0, width, height, per_class, thumbnails)
 
 
 def _item(grid, row: int, column: int, size: int) -> bytes:

@@ -180,7 +180,7 @@ async def test_r_refuses_a_run_another_process_is_still_training(make_app, run_d
 def test_sample_layout_fits_every_class_and_prefers_larger_items():
     thumbnails = {size: tuple(tuple(bytes([row * 20]) * size * size for _ in range(8)) for row in range(10))
                   for size in (28, 14, 10, 7)}
-    grid = SampleGrid(None, 1, 242, 302, b"", 8, thumbnails)
+    grid = SampleGrid(None, 1, 242, 302, 8, thumbnails)
     tiles, labels, size, per_class = sample_layout(grid, 77, 13)  # the monitor's canvas at 80x24
     assert [label.text for label in labels] == list(SHORT_NAMES) and size == 10 and per_class >= 1
     assert all(t.y + t.rows <= 13 and t.x + t.columns <= 77 for t in tiles)

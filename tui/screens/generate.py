@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, get_current_worker
 
-from core.classes import MIX_DESCRIPTIONS, SHORT_NAMES
+from core.classes import MIX_DESCRIPTIONS, MIX_METHODS, SHORT_NAMES
 
 from ..messages import (ExportDone, ExportFailed, ModelFailed, ModelLoaded, PalettesLoaded, RecipeFailed,
                         RecipeLoaded, SampleDone, SampleProgress, SampleStopped)
@@ -74,9 +74,10 @@ class GenerateScreen(Screen):
                 tooltip=f"guide only steps {describe_interval(DEFAULT_GUIDANCE_INTERVAL)} (default: varied items) "
                         "or every step (classic CFG: closer to prototypes)"),
         Binding("x", "mix", "Mix method", show=False,
-                tooltip="how picked classes combine: compose (crisp), norm, or average (the original, faint at 50/50)"),
+                tooltip="how picked classes combine: " + ", ".join(MIX_METHODS) + " (compose: crisp; average: the original, faint at 50/50)"),
         Binding("s", "sampler", "Sampler", show=False,
-                tooltip="sampler: DPM-Solver++ (deterministic, 15 steps), DDIM (deterministic, 50) or DDPM (fresh noise each step, 250)"),
+                tooltip=f"sampler: DPM-Solver++ (deterministic, {DEFAULT_STEPS['dpm']} steps), DDIM (deterministic, "
+                        f"{DEFAULT_STEPS['ddim']}) or DDPM (fresh noise each step, {DEFAULT_STEPS['ddpm']})"),
         Binding("v", "live(True)", "Live: off", tooltip="live: every change of a share or setting generates at once"),
         Binding("v", "live(False)", "Live: ON", tooltip="live: every change generates at once (v turns it off)"),
         Binding("r", "reroll", "Re-roll seed", show=False, tooltip="a new random seed (item i uses seed + i)"),
