@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,12 @@ FORMAT_VERSION = 1
 
 
 class CheckpointError(ValueError):
-    """The file is not a usable checkpoint; the message is one line and names the file."""
+    """The file is not a usable checkpoint; the message is one line and names the file. `reason`
+    is the part after the file's name, for callers that name the file their own way."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def atomic_save(obj: dict, path: str | os.PathLike) -> None:
@@ -37,31 +43,40 @@ def atomic_save(obj: dict, path: str | os.PathLike) -> None:
     atomic_write_bytes(buffer.getvalue(), path)
 
 
-def read_checkpoint(path: str | os.PathLike, kind: str = KIND) -> dict:
-    """torch.load(weights_only=True) with one-line errors for every way a file can be wrong."""
+def read_checkpoint(path: str | os.PathLike, kind: str = KIND, format_version: int = FORMAT_VERSION) -> dict:
+    """torch.load(weights_only=True) with one-line errors for every way a file can be wrong: the one
+    reader of generator, training and classifier files (`kind` says which is wanted)."""
     path = Path(path)
-    prefix = f"{path} is not a usable checkpoint"
+
+    def refuse(reason: str) -> CheckpointError:
+        return CheckpointError(f"{path} is not a usable checkpoint: {reason}", reason)
+
     if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist", "no such file")
     if path.is_dir():
-        raise CheckpointError(f"{prefix}: it is a directory")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{prefix}: the file is empty")
+        raise refuse("it is a directory")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        empty = path.stat().st_size == 0
+    except OSError as error:
+        raise refuse(f"cannot read it ({error.strerror or error})") from None
+    if empty:
+        raise refuse("the file is empty")
+    try:
+        with warnings.catch_warnings():  # e.g. "pickle protocol" chatter for foreign pickles: the reason below says it
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError (zip), EOFError, ...
+        # weights_only refuses pickles that would import or call code; never retry without it
         message = str(error)
         if "weights_only" in message or "Unsupported global" in message or "GLOBAL" in message:
-            reason = "it contains objects that would need code to load (refused for safety)"
-        else:
-            reason = "the file is truncated, corrupt or not a PyTorch checkpoint"
-        raise CheckpointError(f"{prefix}: {reason[:200]}") from None
+            raise refuse("it needs code to load (refused for safety: only plain tensor dicts are accepted)") from None
+        raise refuse("the file is corrupt or truncated, or not a PyTorch checkpoint") from None
     if not isinstance(data, dict) or "kind" not in data:
-        raise CheckpointError(f"{prefix}: it is not a fashion-tui checkpoint")
+        raise refuse("it is not a fashion-tui checkpoint")
     if data["kind"] != kind:
-        raise CheckpointError(f"{prefix}: it holds a {data['kind']!r}, expected a {kind!r}")
-    if data.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{prefix}: format version {data.get('format_version')!r}, expected {FORMAT_VERSION}")
+        raise refuse(f"it holds a {data['kind']!r}, expected a {kind!r}")
+    if data.get("format_version") != format_version:
+        raise refuse(f"format version {data.get('format_version')!r}, expected {format_version}")
     return data
 
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import pickle
 import time
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from core.checkpoint import atomic_save
+from core.checkpoint import CheckpointError, atomic_save, read_checkpoint
 from core.classes import NUM_CLASSES
+from core.config import from_dict
 from core.data import load_split
 
 CHECKPOINT_KIND = "fashion-classifier"
@@ -51,19 +50,9 @@ class ClassifierConfig:
     @classmethod
     def from_dict(cls, data: object) -> "ClassifierConfig":
         """Validated config from a checkpoint's dict; ValueError (one line) on anything odd."""
-        if not isinstance(data, dict):
-            raise ValueError(f"config is a {type(data).__name__}, not a dict")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown config keys {sorted(map(str, unknown))}")
-        values = dict(data)
-        if "widths" in values:
-            widths = values["widths"]
-            if not isinstance(widths, (list, tuple)) or len(widths) != 2:
-                raise ValueError(f"config widths must be two integers, not {widths!r}")
-            values["widths"] = tuple(widths)
-        config = cls(**values)
+        config = from_dict(cls, data)
+        if not isinstance(config.widths, tuple) or len(config.widths) != 2:
+            raise ValueError(f"config widths must be two integers, not {config.widths!r}")
         ints = (*config.widths, config.feature_dim)
         if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in ints):
             raise ValueError(f"config widths/feature_dim must be integers in 1..4096, not {ints}")
@@ -122,50 +111,15 @@ def save_classifier(model: FashionClassifier, cfg: ClassifierConfig, path: str |
     return path
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    line = text.splitlines()[0].strip() if text else ""
-    return f"{type(error).__name__}: {line[:200]}" if line else type(error).__name__
-
-
 def _read_checkpoint(path: Path) -> dict:
     """The checkpoint's dict, or a one-line reason (raised as ValueError) why not."""
-    if not path.exists():
-        raise ValueError("no such file (train one with: python -m core.evaluate --train-classifier --data-dir ../shared/data)")
-    if path.is_dir():
-        raise ValueError("it is a directory")
     try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise ValueError(f"cannot read it ({error.strerror or error})") from None
-    if size == 0:
-        raise ValueError("the file is empty")
-    try:
-        with warnings.catch_warnings():  # e.g. "pickle protocol 4" chatter for foreign pickles; we give our own reason
-            warnings.simplefilter("ignore")
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        # weights_only refuses pickles that would import or call code; never retry without it
-        text = " ".join(str(error).split())
-        _, _, detail = text.partition("WeightsUnpickler error:")  # torch's reason, amid paragraphs of advice
-        detail = detail.split(" Check the documentation")[0].strip(" .")
-        if "Unsupported global" in detail:
-            name = detail.split("GLOBAL", 1)[1].split()[0] if "GLOBAL" in detail else "?"
-            raise ValueError(f"it needs code to load ({name}), refused by weights_only; only plain tensor dicts are accepted") from None
-        if detail:
-            raise ValueError(f"not a plain torch checkpoint or corrupt (weights_only: {detail[:120]})") from None
-        raise ValueError(f"corrupt or truncated ({_first_line(error)})") from None
-    except Exception as error:  # zip/EOF/runtime errors from a damaged file come in many types
-        raise ValueError(f"corrupt or truncated ({_first_line(error)})") from None
-    if not isinstance(blob, dict):
-        raise ValueError(f"it holds a {type(blob).__name__}, not a checkpoint dict")
-    kind = blob.get("kind")
-    if kind != CHECKPOINT_KIND:
-        hint = " (a generator checkpoint; pass the classifier instead)" if kind == "fashion-diffusion" else ""
-        raise ValueError(f"its kind is {kind!r}, not {CHECKPOINT_KIND!r}{hint}")
-    if blob.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"unsupported format_version {blob.get('format_version')!r} (expected {FORMAT_VERSION})")
-    return blob
+        return read_checkpoint(path, CHECKPOINT_KIND, FORMAT_VERSION)
+    except CheckpointError as error:
+        if not path.exists():
+            raise ValueError("no such file (train one with: python -m core.evaluate --train-classifier --data-dir ../shared/data)") from None
+        hint = " (a generator checkpoint; pass the classifier instead)" if "'fashion-diffusion'" in error.reason else ""
+        raise ValueError(error.reason + hint) from None
 
 
 def _build_from_blob(blob: dict) -> FashionClassifier:

@@ -7,14 +7,15 @@ from dataclasses import dataclass, field
 
 
 def from_dict(cls, data: dict):
-    """A config dataclass from a checkpoint's plain dict: unknown keys refused, lists back to tuples."""
+    """A config dataclass from a checkpoint's plain dict: unknown keys refused, lists back to tuples
+    (the values' types and ranges are the caller's to check: core.checkpoint, core.classifier)."""
     if not isinstance(data, dict):
         raise ValueError(f"config is a {type(data).__name__}, not a dict")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(fields)
     if unknown:
         raise ValueError(f"unknown {cls.__name__} keys {sorted(map(str, unknown))}")
-    values = {k: tuple(int(c) for c in v) if isinstance(v, (list, tuple)) else v for k, v in data.items()}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return cls(**values)
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from support import SHARED_DATA, make_fake_dataset, write_idx
+from support import SHARED_DATA, write_idx
 from core.data import DataError, DeviceBatches, load_split
 
 

@@ -64,7 +64,6 @@ def images(n: int, seed: int = 0) -> torch.Tensor:
 
 def diagonal_set(mean: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
     """2F rows mean +- spread_i e_i: sample mean is `mean`, sample covariance exactly diag(2 spread^2 / (2F - 1))."""
-    f = len(mean)
     offsets = torch.diag(spread.double())  # (F, F)
     return torch.cat([mean + offsets, mean - offsets])  # (2F, F)
 

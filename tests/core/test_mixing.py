@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from core import mixing
-from core.checkpoint import find_by_hash, file_hash, load_generator
+from core.checkpoint import find_by_hash, file_hash
 from core.classes import DEFAULT_MIX, LEGACY_MIX, MIX_METHODS
 from core.export import recipe, request_from_recipe
 from core.model import CLASS_KEY

@@ -15,9 +15,9 @@ from core.checkpoint import CheckpointError
 from faultkit import REPO, TRAIN, TUI, assert_refused, bad_checkpoints, cli, make_tiny_checkpoint, run_cold
 
 REASONS = {  # file -> what the one line must say about it
-    "hostile": "would need code to load",
-    "hostile-pickle": "would need code to load",
-    "truncated": "truncated, corrupt",
+    "hostile": "needs code to load",
+    "hostile-pickle": "needs code to load",
+    "truncated": "corrupt or truncated",
     "empty": "empty",
     "directory": "directory",
     "other-architecture": "do not fit",

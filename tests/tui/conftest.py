@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 from pathlib import Path
 
@@ -60,9 +62,25 @@ def status_text(app) -> str:
         return ""
 
 
+# One run of text in the SVG that App.export_screenshot writes (rich's export_svg): its x, its width,
+# the row it is clipped to, and the characters.
+_SVG_TEXT = re.compile(r'<text class="[^"]*" x="([\d.]+)" y="[\d.]+" textLength="([\d.]+)" '
+                       r'clip-path="url\(#[\w-]+-line-(\d+)\)">(.*?)</text>')
+
+
 def screen_text(app) -> str:
-    """What the terminal shows now, as plain text (one line per row)."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+    """What the terminal shows now, as plain text (one line per row), read from the app's own
+    screenshot (the public App.export_screenshot), so no private compositor state is touched."""
+    width, height = app.size
+    rows = [[" "] * width for _ in range(height)]
+    for x, length, row, content in _SVG_TEXT.findall(app.export_screenshot()):
+        content = html.unescape(content).replace("\xa0", " ")
+        if not content:
+            continue
+        column = round(float(x) / (float(length) / len(content)))
+        for offset, char in enumerate(content[:max(0, width - column)]):
+            rows[int(row)][column + offset] = char
+    return "\n".join("".join(row).rstrip() for row in rows)
 
 
 async def model_ready(pilot) -> None:

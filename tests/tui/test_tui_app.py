@@ -43,7 +43,7 @@ async def test_help_lists_the_keys_and_goes_back(make_app, helpers):
         assert app.current_mode == "help"
         await pilot.pause(0.2)
         lines = helpers.screen_text(app).splitlines()
-        for key, what in (("g enter", "Generate"), ("e", "Export"), ("m", "Monitor"), ("q", "Quit"), ("z", "Zoom"),
+        for key, what in (("g ⏎", "Generate"), ("e", "Export"), ("m", "Monitor"), ("q", "Quit"), ("z", "Zoom"),
                           ("t", "Train"), ("space", "Toggle"), ("[", "Guidance -0.5")):
             keys = key.split()
             assert any(line.split()[:len(keys)] == keys and " ".join(line.split()[len(keys):]).startswith(what)
@@ -56,7 +56,7 @@ async def test_help_lists_the_keys_and_goes_back(make_app, helpers):
 def test_the_command_palette_offers_the_actions_and_each_one_exists():
     from tui.app import FashionApp
 
-    offered = {(mode, action): description for mode, action, description, _ in all_actions(FashionApp)}
+    offered = {(mode, action): description for mode, action, description, _ in all_actions(FashionApp())}
     for wanted in (("generate", "generate"), ("generate", "mix"), ("generate", "live(True)"), ("generate", "blend"),
                    ("monitor", "train"), ("app", "quit"), ("app", "help")):
         assert wanted in offered, wanted

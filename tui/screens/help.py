@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Callable
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -34,17 +37,16 @@ ABOUT = (
 )
 
 
-def binding_rows(bindings: list[Binding]) -> list[tuple[str, str]]:
-    """(keys, what) per binding; a key bound twice (live mode's on and off) is listed once."""
+def binding_rows(bindings: list[Binding], key_display: Callable[[Binding], str]) -> list[tuple[str, str]]:
+    """(keys, what) per binding, keys as the footer shows them (App.get_key_display); a key bound
+    twice (live mode's on and off) is listed once."""
     rows, seen = [], set()
     for binding in bindings:
         if binding.key in seen:
             continue
         seen.add(binding.key)
-        keys = " ".join(key.strip() for key in binding.key.split(","))
-        rows.append((keys.replace("left_square_bracket", "[").replace("right_square_bracket", "]")
-                     .replace("question_mark", "?").replace("equals_sign", "=").replace("underscore", "_"),
-                     f"{binding.description}: {binding.tooltip}" if binding.tooltip else binding.description))
+        keys = " ".join(key_display(replace(binding, key=key.strip())) for key in binding.key.split(","))
+        rows.append((keys, f"{binding.description}: {binding.tooltip}" if binding.tooltip else binding.description))
     return rows
 
 
@@ -64,16 +66,16 @@ class HelpScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        app = type(self.app)
+        app, keys = type(self.app), self.app.get_key_display
         GenerateScreen, MonitorScreen = app.MODES["generate"], app.MODES["monitor"]
 
         with VerticalScroll(id="help-body", classes="layout"):
             yield Static(Text("fashion-tui keys", style="bold"), id="help-title")
-            yield Static(key_table("Everywhere", binding_rows(app.BINDINGS) + [("ctrl+p", "command palette: every action by name"), ("tab", "next panel")]))
-            yield Static(key_table("Generate", binding_rows(GenerateScreen.BINDINGS)))
-            yield Static(key_table("Generate: side panel", binding_rows(ClassControls.BINDINGS) + TYPING))
-            yield Static(key_table("Generate: items (Tab to focus)", binding_rows(ItemGrid.BINDINGS)))
-            yield Static(key_table("Monitor", binding_rows(MonitorScreen.BINDINGS)))
+            yield Static(key_table("Everywhere", binding_rows(app.BINDINGS, keys) + [("^p", "command palette: every action by name"), ("tab", "next panel")]))
+            yield Static(key_table("Generate", binding_rows(GenerateScreen.BINDINGS, keys)))
+            yield Static(key_table("Generate: side panel", binding_rows(ClassControls.BINDINGS, keys) + TYPING))
+            yield Static(key_table("Generate: items (Tab to focus)", binding_rows(ItemGrid.BINDINGS, keys)))
+            yield Static(key_table("Monitor", binding_rows(MonitorScreen.BINDINGS, keys)))
             yield Static(ABOUT, id="help-about")
         yield TooSmall()
         yield Footer(compact=True)

@@ -6,6 +6,8 @@ Arrows move, space toggles, +/- and left/right nudge, and typing digits sets the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -64,17 +66,15 @@ class ClassControls(Widget, can_focus=True):
         Binding("right", "adjust(1)", "More", show=False),
     ]
 
+    @dataclass
     class Changed(Message):
         """A value changed (field names what), so the screen can refresh what depends on it."""
 
-        def __init__(self, field: str) -> None:
-            super().__init__()
-            self.field = field
+        field: str
 
+    @dataclass
     class Problem(Message):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
+        text: str  # one line
 
     def __init__(self, state: GenerateState, *, id: str | None = None) -> None:
         super().__init__(id=id)

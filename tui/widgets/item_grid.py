@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
@@ -27,10 +29,9 @@ class ItemGrid(PixelCanvas, can_focus=True):
         Binding("end", "select(-1)", "Last item", show=False),
     ]
 
+    @dataclass
     class Selected(Message):
-        def __init__(self, index: int) -> None:
-            super().__init__()
-            self.index = index
+        index: int
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
