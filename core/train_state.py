@@ -1,0 +1,210 @@
+"""A trainer's state in its checkpoints: which one a run resumes from, where in the epochs that
+puts it, and moving the weights, optimizer and RNG into a checkpoint and back out.
+
+A training checkpoint holds what a generator needs (core.checkpoint: the configs, the preset,
+"ema") and what resuming reads:
+
+    "model", "optimizer"            live weights and AdamW moments (the generator samples from "ema")
+    "step", "epoch"                 optimizer steps taken; the epoch the next step is in
+    "images_into_epoch"             the place in that epoch in images, so any global batch can resume it
+    "rng": {"torch", "cuda"?}       rank 0's stream of timesteps, noise and CFG drops
+    "loss_smooth", "wall_time_sec"
+    "world_size", "global_batch"    how it was trained (not read back)
+
+The Trainer calls these (capture and restore read and set its attributes); core.trainer
+re-exports TrainingError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from . import checkpoint as ckpt
+from . import distributed
+from .checkpoint import CheckpointError, atomic_save, read_checkpoint
+from .config import PRESETS, DiffusionConfig, ModelConfig, TrainConfig, as_dict
+from .config import from_dict as config_from_dict
+from .rundir import CHECKPOINTS, checkpoint_name, list_checkpoints
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (NaN loss, bad resume); one line, says what was kept."""
+
+
+def newest_resumable(run_dir: Path) -> tuple[dict, list[str]]:
+    """(the newest checkpoint that can resume training, why each newer one could not).
+
+    Weight shapes are checked against the stored configs here, before any model is built, so a
+    small file that declares a huge network is refused before it is built."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise TrainingError(f"nothing to resume: no checkpoint in {run_dir / CHECKPOINTS}")
+    errors = []
+    for path in reversed(found):  # newest complete, readable one
+        try:
+            state = read_checkpoint(path)
+            if "optimizer" not in state or "model" not in state:
+                raise CheckpointError(f"{path} is a sampling-only checkpoint and cannot resume training")
+            ckpt.check_weights(state, "model", path)
+            ckpt.check_weights(state, "ema", path)
+            return state, errors
+        except CheckpointError as error:
+            errors.append(str(error))
+    raise TrainingError(f"no usable checkpoint to resume in {run_dir / CHECKPOINTS}: {errors[0]}")
+
+
+def startup_state(run_dir: Path, resume: bool, is_main: bool, world_size: int) -> tuple[dict | None, list[str] | None]:
+    """(the state this run starts from or None for a fresh run, the checkpoints skipped on the way
+    or None where nothing was read).
+
+    Rank 0 alone checks the run directory (no clobbering; newest usable checkpoint) and sends the
+    verdict and the state to the other ranks, so every rank fails alike and the run directory
+    need not be visible from other machines; only rank 0 gets the skipped list."""
+    verdict, skipped = None, None
+    if is_main:
+        try:
+            if not resume:
+                if list_checkpoints(run_dir):
+                    raise TrainingError(f"{run_dir} already holds checkpoints: add --resume to continue it, "
+                                        f"or pick a new --run-dir")
+                verdict = ("ok", None)
+            else:
+                state, skipped = newest_resumable(run_dir)
+                verdict = ("ok", state)
+        except TrainingError as error:
+            verdict = ("error", str(error))
+    if world_size > 1:
+        verdict = distributed.broadcast_object(verdict)
+    if verdict[0] == "error":
+        raise TrainingError(verdict[1])
+    return verdict[1], skipped
+
+
+def run_configs(state: dict | None, as_trained: bool, run_dir: Path, train_config: TrainConfig,
+                model_config: ModelConfig | None, diffusion_config: DiffusionConfig | None,
+                preset: str) -> tuple[TrainConfig, ModelConfig, DiffusionConfig, str]:
+    """(train, model and diffusion configs, preset) a run trains with.
+
+    A resumed run takes its model, diffusion config and preset from the checkpoint, and with
+    as_trained (the app's monitor) every TrainConfig field but device too; train_cli passes its
+    flags. A fresh run fills what it was not given from the preset.
+    """
+    if state is not None and as_trained:
+        try:
+            saved = config_from_dict(TrainConfig, state.get("train_config", {}))
+        except (TypeError, ValueError) as error:
+            raise TrainingError(f"the newest checkpoint in {run_dir / CHECKPOINTS} has an unusable train "
+                                f"config: {str(error).splitlines()[0][:160]}") from None
+        train_config = replace(saved, device=train_config.device)
+    if state is not None:
+        model_config = ModelConfig.from_dict(state["model_config"])
+        diffusion_config = DiffusionConfig.from_dict(state["diffusion_config"])
+        preset = state.get("preset", preset)
+    if model_config is None or diffusion_config is None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        model_config = model_config or PRESETS[preset].model
+        diffusion_config = diffusion_config or PRESETS[preset].diffusion
+    return train_config, model_config, diffusion_config, preset
+
+
+def plan_position(state: dict | None, step: int, steps_per_epoch: int, global_batch: int, epochs: int,
+                  max_steps: int | None) -> tuple[int, int, int]:
+    """(epoch, step within it, total_steps) for a run at `step` that resumes `state` (None: fresh).
+
+    The place in the epoch is stored in images, so a run resumed with another world size or batch
+    size restarts at the same place in the same epoch order; total_steps is what it takes to finish
+    `epochs` epochs from there with the new global batch. A checkpoint without images_into_epoch
+    is placed by its step and epoch.
+    """
+    epoch, in_epoch = 0, 0
+    if state is not None:
+        epoch = int(state.get("epoch", 0))
+        if "images_into_epoch" in state:
+            in_epoch = int(state["images_into_epoch"]) // global_batch
+        else:
+            in_epoch = step - epoch * steps_per_epoch
+        in_epoch = max(0, min(steps_per_epoch, in_epoch))
+        if in_epoch >= steps_per_epoch:
+            epoch, in_epoch = epoch + 1, 0
+    total_steps = step + max(0, (epochs - epoch) * steps_per_epoch - in_epoch)
+    if max_steps is not None:
+        total_steps = min(total_steps, max_steps)
+    return epoch, in_epoch, total_steps
+
+
+def capture(trainer: Trainer, epoch: int, images_into_epoch: int, elapsed: float) -> dict:
+    """The trainer's state now as a training checkpoint (the keys above), at `epoch` and
+    `images_into_epoch`, after `elapsed` seconds of training in all."""
+    rng = {"torch": torch.get_rng_state()}
+    if trainer.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(trainer.device)
+    return {
+        "kind": ckpt.KIND,
+        "format_version": ckpt.FORMAT_VERSION,
+        "preset": trainer.preset,
+        **ckpt.config_dicts(trainer.model_config, trainer.diffusion_config),
+        "train_config": as_dict(trainer.train_config),
+        "model": ckpt.model_state(trainer.model),
+        "ema": ckpt.model_state(trainer.ema),
+        "optimizer": trainer.optimizer.state_dict(),
+        "step": trainer.step,
+        "epoch": epoch,
+        "images_into_epoch": images_into_epoch,
+        "loss_smooth": trainer.loss_smooth,
+        "rng": rng,
+        "wall_time_sec": elapsed,
+        "world_size": trainer.world_size,
+        "global_batch": trainer.train_config.batch_size * trainer.world_size,
+    }
+
+
+def restore(trainer: Trainer, state: dict) -> None:
+    """A checkpoint's weights, optimizer, counters and RNG into a trainer built from its configs
+    (the place in the epoch is plan_position's); a CUDA RNG state is ignored off the GPU."""
+    try:
+        trainer.model.load_state_dict(state["model"])
+        trainer.ema.load_state_dict(state["ema"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+    except Exception as error:
+        raise TrainingError(f"checkpoint does not fit this model: {str(error).splitlines()[0][:160]}") from None
+    trainer.step = int(state["step"])
+    trainer.wall_time_before = float(state.get("wall_time_sec", 0.0))
+    trainer.loss_smooth = state.get("loss_smooth")
+    rng = state.get("rng", {})
+    if "torch" in rng:
+        torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and trainer.device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"], trainer.device)
+
+
+def write_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
+    """run_dir/checkpoints/step-XXXXXXX.pt, written atomically; then all but the newest `keep` go.
+
+    A failed write (a full disk) leaves the older checkpoints as they were and raises one line that
+    names the last good one."""
+    path = run_dir / CHECKPOINTS / checkpoint_name(step)
+    try:
+        atomic_save(state, path)
+    except OSError as error:
+        last = list_checkpoints(run_dir)
+        kept = f"last good checkpoint: {last[-1]}" if last else "no checkpoint was written"
+        raise TrainingError(f"cannot write checkpoint {path}: {error.strerror or error}; {kept}") from None
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+
+def dump_weights(trainer: Trainer, folder: Path) -> Path:
+    path = folder / f"rank{trainer.rank}.pt"
+    atomic_save({"rank": trainer.rank, "world_size": trainer.world_size, "step": trainer.step,
+                 "model": ckpt.model_state(trainer.model), "ema": ckpt.model_state(trainer.ema)}, path)
+    return path
