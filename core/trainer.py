@@ -203,7 +203,8 @@ class Trainer:
 
     # ----------------------------------------------------------------- the run directory (core.runfiles)
     def sample_grid(self, epoch: int) -> Path | None:
-        """One row per class from the EMA weights (DDIM 25, guidance 2; classes c..c+4 from seed c, so a class keeps its noise from epoch to epoch).
+        """One row per class from the EMA weights (DDIM 25, guidance 2; classes c..c+4 from seed c,
+        so each class keeps its noise from epoch to epoch).
 
         Rank 0 draws it; in a distributed run the other ranks wait for it at a barrier.
         """
