@@ -1,12 +1,14 @@
 """The README's quality table: every sampler x guidance, scored like `fashion-tui evaluate`.
 
-    python bench/quality_table.py --data-dir ../shared/data [--checkpoint PATH] [--n-per-class 100]
-        [--configs ddim:50:2,ddpm:250:2,ddim:50:2:all] [--out checkpoints/evaluation.json]
+    python bench/quality_table.py --data-dir ../shared/data [--checkpoint PATH] [--guide PATH] [--n-per-class 100]
+        [--configs ddim:50:2,ddpm:250:2,ddim:50:2:all,dpm:20:1:-:4:0.5] [--out checkpoints/evaluation.json]
 
-A config is sampler:steps:guidance[:interval[:black]], interval lo-hi, "all" (guide at every
-step) or "-" (the default interval, core.sampling.DEFAULT_GUIDANCE_INTERVAL), black the black
-level (default core.sampling.DEFAULT_BLACK_LEVEL; 0 = raw model output). Each row is what
-`fashion-tui evaluate --sampler S --steps N --guidance G [--guidance-interval lo:hi|all] --n-per-class K --seed 0`
+A config is sampler:steps:guidance[:interval[:black[:autoguidance]]], interval lo-hi, "all" (guide
+at every step) or "-" (the default interval, core.sampling.DEFAULT_GUIDANCE_INTERVAL), black the
+black level (default core.sampling.DEFAULT_BLACK_LEVEL; 0 = raw model output), autoguidance the
+weight w of the push away from the guide model (default 0; the guide is --guide, else the file
+beside the checkpoint). Each row is what
+`fashion-tui evaluate --sampler S --steps N --guidance G [--guidance-interval lo:hi|all] [--autoguidance W] --n-per-class K --seed 0`
 prints, plus the wall time to sample 16 items with that recipe on this machine.
 """
 
@@ -29,18 +31,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--guide", default=None)
     parser.add_argument("--n-per-class", type=int, default=100)
     parser.add_argument("--configs", default=DEFAULT_CONFIGS)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
-    from core.checkpoint import default_checkpoint, load_generator
+    from core.checkpoint import open_generator
     from core.classes import CLASS_NAMES, NUM_CLASSES
     from core.evaluate import load_classifier, real_floors
     from core.evaluation_cli import evaluate_checkpoint
     from core.sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, SampleRequest, parse_guidance_interval, sample
 
-    generator = load_generator(args.checkpoint or default_checkpoint())
+    generator = open_generator(args.checkpoint, guide=args.guide)
     classifier = load_classifier()
     floor, floor_infinity = real_floors(classifier, args.data_dir, args.n_per_class)  # floor_infinity: the same for every n
     rows = []
@@ -53,16 +56,19 @@ def main() -> None:
         steps, guidance = int(steps), float(guidance)
         interval = parse_guidance_interval(rest[0].replace("-", ":")) if rest and rest[0] != "-" else DEFAULT_GUIDANCE_INTERVAL
         black = int(rest[1]) if len(rest) > 1 else DEFAULT_BLACK_LEVEL
+        auto = float(rest[2]) if len(rest) > 2 else 0.0
         boot = [0.0] * 9 + [1.0]
         start = time.perf_counter()
         sample(generator, SampleRequest(boot, n=16, sampler=sampler, steps=steps, guidance=guidance, seed=1,
-                                        guidance_interval=interval, black_level=black))
+                                        guidance_interval=interval, black_level=black, autoguidance=auto))
         sixteen = time.perf_counter() - start
         result = evaluate_checkpoint(generator, classifier, args.data_dir, args.n_per_class, guidance, sampler, steps,
-                                     floor=floor, floor_infinity=floor_infinity, guidance_interval=interval, black_level=black)
+                                     floor=floor, floor_infinity=floor_infinity, guidance_interval=interval, black_level=black,
+                                     autoguidance=auto)
         worst = min(range(NUM_CLASSES), key=lambda c: result["per_class_accuracy"][c])
         row = {"sampler": sampler, "steps": steps, "guidance": guidance,
-               "guidance_interval": list(interval) if interval is not None else None, "black_level": black, "accuracy": result["accuracy"],
+               "guidance_interval": list(interval) if interval is not None else None, "black_level": black, "autoguidance": auto,
+               "guide_hash": generator.guide.hash if auto else None, "accuracy": result["accuracy"],
                "per_class_accuracy": result["per_class_accuracy"], "worst_class": CLASS_NAMES[worst],
                "worst_accuracy": result["per_class_accuracy"][worst], "frechet_distance": result["frechet_distance"],
                "floor": floor, "ratio": result["ratio"], "frechet_infinity": result["frechet_infinity"],
@@ -71,6 +77,7 @@ def main() -> None:
         rows.append(row)
         scope = "" if guidance == 0 else " (all)" if interval is None else f" ({interval[0]}-{interval[1]})"
         scope += "" if black == DEFAULT_BLACK_LEVEL else f", black {black}"
+        scope += f" + autoguidance {auto:g}" if auto else ""
         print(f"| {sampler.upper()} {steps} | {guidance:g}{scope} | {100 * row['accuracy']:.1f}% | {row['worst_class']} "
               f"{100 * row['worst_accuracy']:.0f}% | {row['frechet_distance']:.3f} ({row['ratio']:.2f}x) | "
               f"{'-' if row['frechet_infinity'] is None else format(row['frechet_infinity'], '.3f')} | "

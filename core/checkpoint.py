@@ -98,6 +98,13 @@ class Generator:
     path: Path | None
     hash: str
     info: dict  # step, epoch, wall time, notes
+    guide: "Generator | None" = None  # autoguidance's weaker model, when one is loaded beside this one
+
+    def guide_identity(self) -> tuple[str | None, str] | None:
+        """(file name, hash) of the guide, as a recipe records it; None without one."""
+        if self.guide is None:
+            return None
+        return (self.guide.path.name if self.guide.path else None, self.guide.hash)
 
 
 # A checkpoint may come from anyone. Its configs must lie within these bounds, and its weights must have
@@ -207,6 +214,40 @@ DEFAULT_MODEL_NAME = "fashion-default.pt"
 
 def default_checkpoint() -> Path:
     return package_checkpoint_dir() / DEFAULT_MODEL_NAME
+
+
+GUIDE_SUFFIX = "-guide"  # a generator's autoguidance guide lives beside it: fashion-default.pt -> fashion-default-guide.pt
+
+
+def guide_path_for(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(f"{path.stem}{GUIDE_SUFFIX}{path.suffix}")
+
+
+def open_generator(path: str | os.PathLike | None, device: str | torch.device = "cpu", guide: str | os.PathLike | None = None,
+                   missing_hint: str = "pass --checkpoint PATH") -> Generator:
+    """The generator at `path` (None: the shipped model) with its autoguidance guide attached:
+    `guide` if given, else the file beside it (guide_path_for) when there is one. The one loader
+    of the app and the command line; CheckpointError (one line) names the file that failed."""
+    target = Path(path) if path else default_checkpoint()
+    if path is None and not target.exists():
+        raise CheckpointError(f"no shipped model at {target}; {missing_hint}")
+    generator = load_generator(target, device)
+    guide_file = Path(guide) if guide else guide_path_for(target)
+    if guide or guide_file.is_file():
+        generator.guide = load_guide(guide_file, generator, device)
+    return generator
+
+
+def load_guide(path: str | os.PathLike, generator: Generator, device: str | torch.device = "cpu") -> Generator:
+    """A generator checkpoint to guide `generator` with: it must predict the same target over the
+    same schedule, so that the two predictions can be subtracted."""
+    guide = load_generator(path, device)
+    mine, theirs = generator.diffusion_config, guide.diffusion_config
+    if (theirs.prediction, theirs.steps) != (mine.prediction, mine.steps):
+        raise CheckpointError(f"{path} cannot guide this model: it predicts {theirs.prediction} over {theirs.steps} steps, "
+                              f"the model {mine.prediction} over {mine.steps}")
+    return guide
 
 
 def find_by_hash(wanted: str, name: str | None, places: list[Path]) -> Path | None:

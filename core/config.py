@@ -84,7 +84,7 @@ PRESETS: dict[str, Preset] = {
     # The default and the shipped model (2.06M parameters): v-prediction, sinusoidal time features,
     # a U-Net at 14x14 and 7x7 behind a pixel-unshuffle stem; the 128-channel 7x7 level, where the
     # global shape is decided, makes the trained model follow the asked-for class more closely than
-    # `fast` (see checkpoints/README.md).
+    # `fast` (see docs/experiments.md).
     "wide": Preset(),
     # 96 channels at 7x7 (1.35M parameters): ~1.25x the training speed of `wide`.
     "fast": Preset(model=ModelConfig(channels=(64, 96))),
@@ -96,6 +96,9 @@ PRESETS: dict[str, Preset] = {
     # More capacity at both levels (80 at 14x14, 160 at 7x7; 3.12M parameters, 0.72x the training
     # and 0.74x the sampling speed of `wide`): closer to the data at low guidance, not at g=2.
     "wider": Preset(model=ModelConfig(channels=(80, 160))),
+    # Half the width of `wide` at both levels (0.53M parameters): a guide for autoguidance, trained
+    # for a few epochs, costs a quarter of the default model's call.
+    "guide": Preset(model=ModelConfig(channels=(32, 64))),
     # A tiny model for tests and smoke runs.
     "tiny": Preset(model=ModelConfig(channels=(16, 32), time_dim=32, class_dim=16, groups=4, mid_attention=False)),
 }

@@ -14,11 +14,13 @@ from .sampling import SampleRequest
 RECIPE_VERSION = 1
 
 
-def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | None, index: int | None = None) -> dict:
+def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | None, index: int | None = None,
+           guide: tuple[str | None, str] | None = None) -> dict:
     """The PNG metadata: everything needed to regenerate the same pixels.
 
-    The checkpoint is named by its file name and hash only: a shared PNG must not tell strangers
-    the exporter's directory layout, and the hash finds the model again (core.checkpoint.find_by_hash)."""
+    The checkpoint (and, with autoguidance, the guide: (file name, hash)) is named by its file name
+    and hash only: a shared PNG must not tell strangers the exporter's directory layout, and the
+    hash finds the model again (core.checkpoint.find_by_hash)."""
     data = {
         "fashion_tui_recipe": RECIPE_VERSION,
         "checkpoint_hash": checkpoint_hash,
@@ -27,6 +29,7 @@ def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | 
         "classes": format_class_weights(request.class_weights),
         "mix": request.mix,
         "guidance": request.guidance,
+        "autoguidance": request.autoguidance,
         "guidance_interval": list(request.guidance_interval) if request.guidance_interval is not None else None,
         "black_level": request.black_level,
         "sampler": request.sampler,
@@ -36,6 +39,9 @@ def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | 
         "shared_noise": request.shared_noise,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if request.autoguidance and guide is not None:
+        data["guide"] = Path(guide[0]).name if guide[0] else None
+        data["guide_hash"] = guide[1]
     if request.per_item_weights is not None:
         data["per_item_weights"] = request.per_item_weights
     if index is not None:
@@ -80,6 +86,7 @@ def request_from_recipe(data: dict) -> tuple[SampleRequest, int | None]:
             guidance_interval=_recipe_interval(data.get("guidance_interval")),
             black_level=_recipe_int(data.get("black_level", 0), "black_level"),  # older recipes: raw output
             mix=_recipe_mix(data.get("mix", LEGACY_MIX)),  # older recipes averaged the embeddings
+            autoguidance=float(data.get("autoguidance", 0.0)),  # older recipes: CFG alone
         )
         index = data.get("index")
         index = int(index) if index is not None else None
@@ -120,19 +127,20 @@ def check_writable(directory: Path) -> None:
 
 def export_items(images: torch.Tensor, request: SampleRequest, directory: str | Path, checkpoint_hash: str,
                  checkpoint_path: str | None, palette: str = "grey", scale: int = 1, columns: int | None = None,
-                 items: list[int] | None = None, grid: bool = True) -> list[Path]:
-    """Write the chosen items (default all) and a grid; never overwrite. Returns the paths written."""
+                 items: list[int] | None = None, grid: bool = True, guide: tuple[str | None, str] | None = None) -> list[Path]:
+    """Write the chosen items (default all) and a grid; never overwrite. Returns the paths written.
+    guide: the autoguidance guide's (file name, hash), recorded when the request uses it."""
     directory = Path(directory)
     check_writable(directory)
     written = []
     grey = to_uint8(images[:, 0])
     for index in (items if items is not None else range(images.shape[0])):
         path = unique_path(directory, item_stem(request, index))
-        meta = recipe(request, checkpoint_hash, checkpoint_path, index) | {"palette": palette, "scale": scale}
+        meta = recipe(request, checkpoint_hash, checkpoint_path, index, guide) | {"palette": palette, "scale": scale}
         written.append(save_png(to_pil(grey[index], palette, scale), path, meta))
     if grid:
         columns = columns or min(8, images.shape[0])
         path = unique_path(directory, grid_stem(request))
-        meta = recipe(request, checkpoint_hash, checkpoint_path) | {"palette": palette, "scale": scale, "columns": columns}
+        meta = recipe(request, checkpoint_hash, checkpoint_path, guide=guide) | {"palette": palette, "scale": scale, "columns": columns}
         written.append(save_png(to_pil(make_grid(images, columns), palette, scale), path, meta))
     return written

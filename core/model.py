@@ -210,15 +210,22 @@ class Denoiser(nn.Module):
 
     guidance_interval: tuple[int, int] | None = None  # None: guide at every t (set per view by with_guidance)
     mix: str = LEGACY_MIX  # how a multi-class row becomes the prediction (core.mixing; set per view)
+    guide: "Denoiser | None" = None  # autoguidance's weaker model (a view of it; set per view)
+    guide_weight: float = 0.0  # w in c + g (c - u) + w (c - c_guide); 0 = plain CFG
 
-    def with_guidance(self, guidance: float, interval: tuple[int, int] | None = None, mix: str = LEGACY_MIX) -> "Denoiser":
+    def with_guidance(self, guidance: float, interval: tuple[int, int] | None = None, mix: str = LEGACY_MIX,
+                      guide: "Denoiser | None" = None, guide_weight: float = 0.0) -> "Denoiser":
         """A view that shares every parameter and buffer but has its own guidance and mix method, so
         concurrent samplers with different settings never race on shared state (CFGuidance keeps g
         as an attribute).
 
         interval=(lo, hi): guide only at steps lo <= t <= hi and run the plain conditional model
         elsewhere (guidance in a limited interval, Kynkaenniemi et al. 2024): guidance at the
-        noisiest steps mostly collapses the variety of shapes, not the class they read as."""
+        noisiest steps mostly collapses the variety of shapes, not the class they read as.
+
+        guide, guide_weight: autoguidance (Karras et al. 2024) beside CFG at the guided steps: the
+        push away from a weaker model's conditional prediction, `guide` (same prediction target and
+        schedule), under the same mix. guide_weight 0 leaves the view exactly the CFG one."""
         view = copy.copy(self)
         view._modules = dict(self._modules)
         view._modules["guided"] = copy.copy(self.guided)  # shares its _modules/_parameters dicts
@@ -228,6 +235,10 @@ class Denoiser(nn.Module):
         view.__dict__["_unguided"] = unguided  # not a registered submodule: state_dict is unchanged
         view.__dict__["guidance_interval"] = None if interval is None else (int(interval[0]), int(interval[1]))
         view.__dict__["mix"] = mixing.check_method(mix)
+        weight = float(guide_weight) if guide is not None else 0.0
+        # not registered submodules either: the guide's weights stay out of this model's state_dict
+        view.__dict__["guide"] = guide.with_guidance(0.0, None, mix) if weight else None
+        view.__dict__["guide_weight"] = weight
         return view
 
     def class_embedding(self, class_weights: torch.Tensor, method: str = LEGACY_MIX) -> torch.Tensor:
@@ -243,6 +254,15 @@ class Denoiser(nn.Module):
         else:
             lo, hi = self.guidance_interval
             inside = (t >= lo) & (t <= hi)  # (B,) samplers pass one t for the whole batch
+        if self.guide_weight and bool(inside.any()):
+            auto = self._autoguided(x, t, weights)
+            if bool(inside.all()):
+                return auto
+            return _where(inside, auto, self._classifier_free(x, t, weights, torch.zeros_like(inside)))
+        return self._classifier_free(x, t, weights, inside)
+
+    def _classifier_free(self, x, t, weights, inside) -> DiffusionOutput:
+        """CFG where `inside` (B,), the plain conditional prediction elsewhere, under the view's mix."""
         if self.mix in ("compose", "compose-all") and not bool(mixing.single_class(weights).all()):
             if self.mix == "compose-all" or bool(inside.all()):
                 return self._composed(x, t, weights, inside)
@@ -281,6 +301,38 @@ class Denoiser(nn.Module):
         if guide:
             guided = (1 + g) * prediction - g * out.prediction[pairs:]
             prediction = torch.where(inside[:, None, None, None], guided, prediction)
+        return DiffusionOutput(prediction=prediction, variance_value=variance)
+
+
+    def _conditional_rows(self, x, t, weights):
+        """What one model call evaluates for the conditional prediction under the view's mix:
+        (xs, ts, embeddings) of R rows and fold, which maps (R, ...) values back to (B, ...) items.
+        Composed mixes give one row per picked (item, class) pair, the others one row per item."""
+        if self.mix in ("compose", "compose-all") and not bool(mixing.single_class(weights).all()):
+            items, classes, pair_weights = mixing.composed_pairs(weights)
+            batch = x.shape[0]
+            return (x[items], t[items], self.class_encoder.weight[classes],
+                    lambda values: mixing.weighted_sum(values, items, pair_weights, batch))
+        return x, t, self.class_embedding(weights, self.mix), lambda values: values
+
+    def _autoguided(self, x, t, weights) -> DiffusionOutput:
+        """c + g (c - u) + w (c - c_guide): CFG's push towards the class and autoguidance's push away
+        from the weaker model's errors (Karras et al. 2024), c and c_guide each the conditional
+        prediction of its own model under the mix. The main model's rows and null rows share a call."""
+        batch, g = x.shape[0], self.guided.guidance
+        xs, ts, embedding, fold = self._conditional_rows(x, t, weights)
+        rows = xs.shape[0]
+        if g:
+            null = self.guided.eval_unconditional_embedding[CLASS_KEY]  # (1, class_dim)
+            xs, ts, embedding = torch.cat([xs, x]), torch.cat([ts, t]), torch.cat([embedding, null.expand(batch, -1)])
+        out = self.guided.model(xs, ts, {CLASS_KEY: embedding})
+        cond = fold(out.prediction[:rows])  # (B, 1, 28, 28)
+        variance = None if out.variance_value is None else fold(out.variance_value[:rows])
+        gx, gt, guide_embedding, guide_fold = self.guide._conditional_rows(x, t, weights)
+        weak = guide_fold(self.guide.guided.model(gx, gt, {CLASS_KEY: guide_embedding}).prediction.to(cond.dtype))
+        prediction = cond + self.guide_weight * (cond - weak)
+        if g:
+            prediction = prediction + g * (cond - out.prediction[rows:])
         return DiffusionOutput(prediction=prediction, variance_value=variance)
 
 

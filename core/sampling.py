@@ -30,7 +30,7 @@ from .dpm_solver import DPMSolverModule
 from .mixing import check_method
 
 from .limits import (  # noqa: F401 (the request's limits and defaults, re-exported for callers)
-    DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_ITEMS, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE,
+    AUTOGUIDANCE_RANGE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_ITEMS, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE,
     MAX_BLACK_LEVEL, MAX_EVAL_BATCH, MAX_ITEMS, MAX_SEED, MAX_STEPS, MIN_STEPS, SAMPLERS,
 )
 
@@ -54,6 +54,7 @@ class SampleRequest:
     guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL  # guide at lo <= t <= hi; None = every t
     black_level: int = DEFAULT_BLACK_LEVEL  # final pixels <= this (of 255) become 0; 0 = raw output
     mix: str = DEFAULT_MIX  # how a multi-class row becomes the prediction (core.mixing)
+    autoguidance: float = 0.0  # w: push away from the generator's guide model where guidance acts; 0 = CFG alone
 
     def resolved_steps(self) -> int:
         return self.steps if self.steps is not None else DEFAULT_STEPS.get(self.sampler, DEFAULT_STEPS[DEFAULT_SAMPLER])
@@ -76,6 +77,9 @@ class SampleRequest:
         if not isinstance(g, (int, float)) or not math.isfinite(g) or not GUIDANCE_RANGE[0] <= g <= GUIDANCE_RANGE[1]:
             raise SampleRequestError(f"guidance must be between {GUIDANCE_RANGE[0]:g} and {GUIDANCE_RANGE[1]:g}, not {g!r}")
         self.guidance_interval = _check_interval(self.guidance_interval)
+        w = self.autoguidance
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or not AUTOGUIDANCE_RANGE[0] <= w <= AUTOGUIDANCE_RANGE[1]:
+            raise SampleRequestError(f"autoguidance must be between {AUTOGUIDANCE_RANGE[0]:g} and {AUTOGUIDANCE_RANGE[1]:g}, not {w!r}")
         level = self.black_level
         if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= MAX_BLACK_LEVEL:
             raise SampleRequestError(f"black level must be a whole number 0-{MAX_BLACK_LEVEL}, not {level!r}")
@@ -219,7 +223,7 @@ def make_sampler(denoiser, config, sampler_name: str, steps: int, noise, device:
 def _same_model(denoiser) -> Callable[[int, int], bool]:
     """Whether the denoiser view runs the same model at steps s and t: not across a guidance edge."""
     interval = getattr(denoiser, "guidance_interval", None)
-    if interval is None or getattr(denoiser, "guidance", 0.0) == 0:
+    if interval is None or (getattr(denoiser, "guidance", 0.0) == 0 and not getattr(denoiser, "guide_weight", 0.0)):
         return lambda s, t: True
     lo, hi = interval
     return lambda s, t: (lo <= s <= hi) == (lo <= t <= hi)
@@ -231,7 +235,13 @@ def sample_steps(generator: Generator, request: SampleRequest, device: str | tor
     request.validate(max_items)
     device = torch.device(device) if device is not None else next(generator.denoiser.parameters()).device
     # per-call g (and interval); the shared model is untouched
-    denoiser = generator.denoiser.with_guidance(request.guidance, request.guidance_interval, request.mix)
+    guide = None
+    if request.autoguidance:
+        if getattr(generator, "guide", None) is None:
+            raise SampleRequestError("autoguidance needs a guide model, and this generator has none (0 turns it off)")
+        guide = generator.guide.denoiser
+    denoiser = generator.denoiser.with_guidance(request.guidance, request.guidance_interval, request.mix,
+                                                guide=guide, guide_weight=request.autoguidance)
     config = generator.diffusion_config
     steps = request.resolved_steps()
     noise = _ItemNoise(request.seed, request.n, request.shared_noise)

@@ -36,14 +36,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
-    from core.limits import (DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER,  # no torch
-                             DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, SAMPLERS)
+    from core.limits import (AUTOGUIDANCE_ON, AUTOGUIDANCE_RANGE, AUTOGUIDED_GUIDANCE, DEFAULT_AUTOGUIDANCE, DEFAULT_BLACK_LEVEL,  # no torch
+                             DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE,
+                             MAX_BLACK_LEVEL, SAMPLERS)
 
     lo, hi = DEFAULT_GUIDANCE_INTERVAL
     per_sampler = lambda table: ", ".join(f"{value:g} for {name}" for name, value in table.items())
     p.add_argument("--guidance", type=float, default=None,
                    help=f"classifier-free guidance g, {GUIDANCE_RANGE[0]:g}-{GUIDANCE_RANGE[1]:g} "
-                        f"(0 = none; default {per_sampler(DEFAULT_GUIDANCE)})")
+                        f"(0 = none; default {per_sampler(DEFAULT_GUIDANCE)}, {AUTOGUIDED_GUIDANCE:g} with --autoguidance)")
     p.add_argument("--guidance-interval", default=None, metavar="LO:HI",
                    help=f"guide only at diffusion steps LO-HI, or 'all' (default {lo}:{hi}: the noisier steps and the last one run unguided)")
     p.add_argument("--black-level", type=int, default=DEFAULT_BLACK_LEVEL, metavar="N",
@@ -53,7 +54,12 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help=f"dpm (DPM-Solver++(2M), deterministic), ddim (deterministic) or ddpm (strided, the original); "
                         f"default {DEFAULT_SAMPLER}")
     p.add_argument("--steps", type=int, default=None, help=f"denoising steps (default {per_sampler(DEFAULT_STEPS)})")
+    p.add_argument("--autoguidance", type=float, nargs="?", const=AUTOGUIDANCE_ON, default=DEFAULT_AUTOGUIDANCE, metavar="W",
+                   help=f"push items away from the guide model's errors with weight W, {AUTOGUIDANCE_RANGE[0]:g}-{AUTOGUIDANCE_RANGE[1]:g} "
+                        f"(autoguidance, beside --guidance; default {DEFAULT_AUTOGUIDANCE:g}, {AUTOGUIDANCE_ON:g} without a value)")
     p.add_argument("--checkpoint", default=None, help="generator checkpoint (default: the shipped model)")
+    p.add_argument("--guide", default=None, metavar="PATH",
+                   help="autoguidance's guide checkpoint (default: NAME-guide.pt beside the generator, if there is one)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
 
 
@@ -110,14 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_generator_or_fail(path: str | None, device: str):
-    from core.checkpoint import CheckpointError, default_checkpoint, load_generator
+def load_generator_or_fail(path: str | None, device: str, guide: str | None = None):
+    from core.checkpoint import open_generator
     from core.device import pick_device
 
-    target = Path(path) if path else default_checkpoint()
-    if path is None and not target.exists():
-        raise CheckpointError(f"no shipped model at {target}; pass --checkpoint PATH (e.g. runs/NAME/checkpoints/step-*.pt)")
-    return load_generator(target, pick_device(device))
+    return open_generator(path, pick_device(device), guide, missing_hint="pass --checkpoint PATH (e.g. runs/NAME/checkpoints/step-*.pt)")
 
 
 def cmd_generate(args) -> int:
@@ -130,7 +133,8 @@ def cmd_generate(args) -> int:
     try:
         weights = parse_class_spec(args.class_spec)
         request = SampleRequest(weights, n=args.n, guidance=args.guidance, sampler=args.sampler, steps=args.steps, seed=args.seed,
-                                guidance_interval=args.guidance_interval, black_level=args.black_level, mix=args.mix).validate()
+                                guidance_interval=args.guidance_interval, black_level=args.black_level, mix=args.mix,
+                                autoguidance=args.autoguidance).validate()
         if args.palette not in PALETTES:
             raise ValueError(f"unknown palette {args.palette!r}; choose from {', '.join(PALETTES)}")
         if not 1 <= args.scale <= MAX_SCALE:
@@ -138,10 +142,11 @@ def cmd_generate(args) -> int:
         if args.columns is not None and args.columns < 1:
             raise ValueError("--columns must be at least 1")
         out = Path(args.out)
-        generator = load_generator_or_fail(args.checkpoint, args.device)  # a refused file leaves no --out folder behind
+        generator = load_generator_or_fail(args.checkpoint, args.device, args.guide)  # a refused file leaves no --out folder behind
         check_writable(out)  # fail before spending time on sampling
         images = sample(generator, request)
-        paths = export_items(images, request, out, generator.hash, str(generator.path), args.palette, args.scale, args.columns)
+        paths = export_items(images, request, out, generator.hash, str(generator.path), args.palette, args.scale, args.columns,
+                             guide=generator.guide_identity())
     except (ClassSpecError, SampleRequestError, CheckpointError, ExportError, ValueError) as error:
         return _fail(str(error), 1)
     grid = [p for p in paths if p.name.startswith("grid")]
@@ -178,7 +183,7 @@ def cmd_info(args) -> int:
             print(json.dumps(data, indent=2, sort_keys=True))
             continue
         print(f"{name}:")
-        for key in ("classes", "mix", "guidance", "guidance_interval", "black_level", "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise",
+        for key in ("classes", "mix", "guidance", "autoguidance", "guide", "guide_hash", "guidance_interval", "black_level", "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise",
                     "checkpoint", "checkpoint_hash", "palette", "scale", "created"):
             if key in data:
                 print(f"  {key:18} {data[key]}")
@@ -225,11 +230,11 @@ def main(argv=None, fast_exit: bool = False) -> int:
 
 def _run(args) -> int:
     if args.command in ("generate", "evaluate"):  # the subcommands that sample; "LO:HI"/"all"/None -> interval
-        from core.limits import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL
+        from core.limits import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL
         from core.sampling import SampleRequestError, parse_guidance_interval
 
-        if args.guidance is None:
-            args.guidance = DEFAULT_GUIDANCE[args.sampler]
+        if args.guidance is None:  # with autoguidance pushing items too, g starts lower (core.limits)
+            args.guidance = AUTOGUIDED_GUIDANCE if args.autoguidance else DEFAULT_GUIDANCE[args.sampler]
 
         try:
             text = args.guidance_interval

@@ -13,7 +13,8 @@ from typing import Iterator
 
 import torch
 
-from core.checkpoint import CheckpointError, Generator, default_checkpoint, find_by_hash, load_generator, model_search_places
+from core import checkpoint
+from core.checkpoint import Generator, find_by_hash, model_search_places
 from core.export import export_items, request_from_recipe
 from core.images import PALETTES, palette_lut, read_metadata, to_uint8
 from core.sampling import SampleRequest, SampleRequestError, SampleStep, blend_weights, sample_steps  # noqa: F401 (screens catch jobs.SampleRequestError)
@@ -25,14 +26,6 @@ SAMPLING_LOCK = threading.Lock()
 
 def palette_tables() -> dict[str, list[tuple[int, int, int]]]:
     return {name: [tuple(rgb) for rgb in palette_lut(name).tolist()] for name in PALETTES}
-
-
-def resolve_checkpoint(path: str | None) -> Path:
-    target = Path(path) if path else default_checkpoint()
-    if path is None and not target.exists():
-        raise CheckpointError(f"no shipped model at {target} yet; start with --checkpoint PATH, "
-                              "or train one in the monitor (m, then t)")
-    return target
 
 
 def leave_a_core_for_the_ui() -> None:
@@ -58,7 +51,8 @@ def open_generator(path: str | None, device: str) -> Generator:
     from core.device import pick_device
 
     leave_a_core_for_the_ui()
-    return load_generator(resolve_checkpoint(path), pick_device(device))
+    return checkpoint.open_generator(path, pick_device(device),
+                                     missing_hint="start with --checkpoint PATH, or train one in the monitor (m, then t)")
 
 
 def build_request(fields: dict, blend: tuple[int, int] | None = None) -> SampleRequest:
@@ -88,7 +82,8 @@ def steps(generator: Generator, request: SampleRequest, cancelled=lambda: False)
 def export(images: torch.Tensor, request: SampleRequest, directory: str, generator: Generator,
            palette: str, scale: int, columns: int, selected: int | None) -> list[Path]:
     return export_items(images, request, directory, generator.hash, str(generator.path) if generator.path else None,
-                        palette, scale, columns, items=[selected] if selected is not None else [], grid=True)
+                        palette, scale, columns, items=[selected] if selected is not None else [], grid=True,
+                        guide=generator.guide_identity())
 
 
 def read_recipe(path: str) -> tuple[SampleRequest, int | None, dict]:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import core.classes
 import core.images
+import core.limits as limits
 import core.sampling
 from tui import state as tui_state
 from tui.screens.generate import PALETTE_NAMES
@@ -182,3 +183,19 @@ def test_toggle_guidance_scope_cycles_between_the_default_interval_and_every_ste
     state.guidance_interval = (100, 900)  # a reproduced recipe's own interval goes back to the default
     state.toggle_guidance_scope()
     assert state.guidance_interval == tui_state.DEFAULT_GUIDANCE_INTERVAL
+
+
+def test_autoguidance_toggle_moves_default_guidance_and_keeps_a_set_one():
+    state = GenerateState()
+    state.toggle(9)
+    assert state.autoguidance == 0 and state.guidance == 1.75
+    state.toggle_autoguidance()
+    assert (state.autoguidance, state.guidance) == (limits.AUTOGUIDANCE_ON, limits.AUTOGUIDED_GUIDANCE)
+    assert state.request_fields()["autoguidance"] == limits.AUTOGUIDANCE_ON
+    state.toggle_sampler()  # DDIM: with autoguidance on, the default g stays the autoguided one
+    assert (state.sampler, state.guidance) == ("ddim", limits.AUTOGUIDED_GUIDANCE)
+    state.toggle_autoguidance()
+    assert (state.autoguidance, state.guidance) == (0.0, 2.0)
+    state.set_guidance(3.0)
+    state.toggle_autoguidance()
+    assert (state.autoguidance, state.guidance) == (limits.AUTOGUIDANCE_ON, 3.0)  # a value the user set stays

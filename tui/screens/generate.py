@@ -1,13 +1,12 @@
 """The generate screen (the default mode): pick and mix classes, set guidance, watch items denoise.
 
-Model loading, sampling, export and reading PNG recipes run in thread workers that post
-tui.messages; `tui.jobs` (torch) is imported inside those workers only.
+Model loading and sampling run in thread workers that post tui.messages (exports and PNG recipes:
+tui.screens.recipes); `tui.jobs` (torch) is imported inside those workers only.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,46 +18,24 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, get_current_worker
 
-from core.classes import MIX_DESCRIPTIONS, MIX_METHODS, SHORT_NAMES
+from core.classes import MIX_METHODS
 
-from ..messages import (ExportDone, ExportFailed, ModelFailed, ModelLoaded, PalettesLoaded, RecipeFailed,
-                        RecipeLoaded, SampleDone, SampleProgress, SampleStopped)
+from ..messages import ModelFailed, ModelLoaded, PalettesLoaded, SampleDone, SampleProgress, SampleStopped
 from ..pixels import GREY_PALETTE
-from ..state import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, GUIDANCE_STEP, GenerateState, InputError, describe_interval
+from ..state import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, GenerateState, InputError, describe_interval, item_captions
 from ..widgets.controls import ClassControls
 from ..widgets.item_grid import ItemGrid
 from ..widgets.status_line import StatusLine
 from ..widgets.too_small import TooSmall
-from .prompt import PathPrompt
+from .recipes import SHIPPED_MODEL, ExportsAndRecipes, Pending, Result
+from .setting_keys import PALETTE_NAMES, SettingKeys  # noqa: F401 (PALETTE_NAMES: tests read it here)
 
-PALETTE_NAMES = ("grey", "inverted", "magma", "viridis", "ice")  # core.images.PALETTES, checked by a test
-SHIPPED_MODEL = "the shipped model"
-EXPORT_SCALE = 8  # exported PNGs: 28px items upscaled to 224px, nearest neighbour
 PREVIEW_INTERVAL = 0.1  # at most 10 preview repaints a second while sampling
 STEP_YIELD = 0.001  # seconds the sampler sleeps between steps, so the UI thread gets the GIL
 START_YIELD = 0.02  # seconds a new run waits before its first step (counted in the time it reports)
 
 
-@dataclass
-class Result:
-    request: Any  # core.sampling.SampleRequest
-    images: Any  # (n,1,28,28) tensor
-    generator: Any  # the model that made them (its hash goes into the recipe)
-    blend: bool
-
-
-@dataclass
-class Pending:
-    """A generation asked for before the model was ready."""
-
-    request: Any = None  # a recipe's exact request, or None: build from the controls
-    blend: tuple[int, int] | None = None
-    recipe: dict | None = None
-    select: int | None = None
-    model: str | None = None  # the recipe's checkpoint, found by its hash
-
-
-class GenerateScreen(Screen):
+class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
     AUTO_FOCUS = "#controls"
     BINDINGS = [
         Binding("g,enter", "generate", "Generate", tooltip="denoise items from the picked classes, step by step"),
@@ -73,6 +50,9 @@ class GenerateScreen(Screen):
         Binding("i", "guidance_scope", "Guidance interval", show=False,
                 tooltip=f"guide only steps {describe_interval(DEFAULT_GUIDANCE_INTERVAL)} (default: varied items) "
                         "or every step (classic CFG: closer to prototypes)"),
+        Binding("a", "autoguidance", "Autoguidance", show=False,
+                tooltip="on/off: beside CFG, push items away from a weaker guide model's errors (closer to real items; "
+                        "needs NAME-guide.pt beside the model)"),
         Binding("x", "mix", "Mix method", show=False,
                 tooltip="how picked classes combine: " + ", ".join(MIX_METHODS) + " (compose: crisp; average: the original, faint at 50/50)"),
         Binding("s", "sampler", "Sampler", show=False,
@@ -211,7 +191,8 @@ class GenerateScreen(Screen):
         else:
             model = "no model loaded (c opens a checkpoint)"
         mix = f" ({self.state.mix})" if len(self.state.picked) > 1 else ""
-        self.query_one("#info", Static).update(f"{model} · {self.state.describe_mix()}{mix}")
+        guide = f" · autoguidance {self.state.autoguidance:g}" if self.state.autoguidance else ""
+        self.query_one("#info", Static).update(f"{model} · {self.state.describe_mix()}{mix}{guide}")
 
     # ------------------------------------------------------------ controls
     @on(ClassControls.Changed)
@@ -239,72 +220,6 @@ class GenerateScreen(Screen):
             return
         blend = self.blend_pair if self.blend_pair is not None and self.state.picked == list(self.blend_pair) else None
         self.generate(blend=blend, live=True)
-
-    def action_live(self, on: bool) -> None:
-        self.live = on
-        self.refresh_bindings()
-        if on:
-            self.say("live: every change generates at once (v turns it off)", "success")
-            self._live_change()
-        else:
-            self.say("live off: g generates")
-
-    def action_guidance(self, direction: int) -> None:
-        self.state.nudge_guidance(direction * GUIDANCE_STEP)  # clamps to 0-20
-        self._after_setting("guidance")
-
-    def action_guidance_scope(self) -> None:
-        self.state.toggle_guidance_scope()
-        self._after_setting("guidance")
-        interval = self.state.guidance_interval
-        self.say("guidance at every step (classic CFG)" if interval is None
-                 else f"guidance at steps {describe_interval(interval)} only (default)")
-
-    def action_mix(self) -> None:
-        self.state.cycle_mix()
-        self._after_setting("mix")
-        self.say(f"mix {self.state.mix}: {MIX_DESCRIPTIONS[self.state.mix]}")
-
-    def action_sampler(self) -> None:
-        self.state.toggle_sampler()
-        self._after_setting("sampler")
-
-    def action_reroll(self) -> None:
-        self.state.reroll_seed()
-        self._after_setting("seed")
-        self.say(f"new seed {self.state.seed}" + ("" if self.state.seed_locked else " (unlocked: re-rolls every time)"))
-
-    def action_lock_seed(self) -> None:
-        self.state.seed_locked = not self.state.seed_locked
-        self._after_setting("seed")
-        self.say("seed locked: g repeats the same items" if self.state.seed_locked else "seed unlocked: every g rolls a new seed")
-
-    def action_items(self, direction: int) -> None:
-        self.state.step_items(direction > 0)
-        self._after_setting("items")
-
-    def action_palette(self, direction: int = 1) -> None:
-        names = [name for name in PALETTE_NAMES if name in self.palettes]
-        if len(names) == 1:
-            self.say("colour palettes are still loading; grey for now", "warning")
-        position = names.index(self.state.palette) if self.state.palette in names else 0
-        self.state.palette = names[(position + direction) % len(names)]
-        self._apply_palette()
-        self._after_setting("palette")
-
-    def _apply_palette(self) -> None:
-        self.grid.set_palette(self.palettes.get(self.state.palette, GREY_PALETTE))
-
-    def action_zoom(self) -> None:
-        if self.grid.count == 0:
-            self.say("nothing to zoom yet: generate first (g)", "warning")
-            return
-        zoomed = not self.grid.zoomed
-        self.set_class(zoomed, "-zoomed")
-        self.grid.set_zoom(zoomed)
-        if zoomed:
-            self.grid.focus()
-        self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "live":
@@ -364,7 +279,7 @@ class GenerateScreen(Screen):
         self.job += 1
         self.result = None
         self.select_after = select
-        self.captions = self._captions(request)
+        self.captions = item_captions(request)
         if live and self.grid.count == request.n:
             self.grid.show(self.grid.pixels, request.n, self.captions)  # the old items stay until the first preview
         else:
@@ -373,15 +288,6 @@ class GenerateScreen(Screen):
         self.sampling_generator = self.generator
         self.refresh_bindings()
         self.say(f"denoising: step 0/{request.resolved_steps()} · Esc cancels")
-
-    def _captions(self, request: Any) -> list[str]:
-        if request.per_item_weights:
-            captions = []
-            for row in request.per_item_weights:
-                parts = [f"{SHORT_NAMES[c]} {round(100 * w)}" for c, w in enumerate(row) if w > 0]
-                captions.append(" · ".join(parts))
-            return captions
-        return [f"seed {request.seed if request.shared_noise else request.seed + i}" for i in range(request.n)]
 
     @work(thread=True, exclusive=True, group="sample", exit_on_error=False)
     def _sample(self, job: int, generator: Any, request: Any) -> None:
@@ -450,99 +356,3 @@ class GenerateScreen(Screen):
         else:
             self.say(f"cancelled at step {message.index}/{message.total} (a partial preview is shown; g starts again)",
                      "warning")
-
-    # ------------------------------------------------------------ export and recipes
-    def action_export(self) -> None:
-        if self.sampling is not None:
-            self.say("still denoising: wait for it to finish, or Esc to cancel", "warning")
-            return
-        if self.result is None:
-            self.say("nothing to export yet: generate first (g)", "warning")
-            return
-        request = self.result.request
-        columns = request.n if self.result.blend else min(8, request.n)
-        selected = self.grid.selected if self.grid.selected < request.n else None
-        self._export(self.result, self.app.options.export_dir, self.state.palette, columns, selected)
-        self.say(f"exporting to {self.app.options.export_dir}…")
-
-    @work(thread=True, group="export", exit_on_error=False)
-    def _export(self, result: Result, directory: str, palette: str, columns: int, selected: int | None) -> None:
-        from .. import jobs
-
-        try:
-            paths = jobs.export(result.images, result.request, directory, result.generator, palette,
-                                EXPORT_SCALE, columns, selected)
-        except Exception as error:  # ExportError, OSError: one line
-            self.post_message(ExportFailed(jobs.one_line(error)))
-            return
-        self.post_message(ExportDone([str(p) for p in paths]))
-
-    @on(ExportDone)
-    def export_done(self, message: ExportDone) -> None:
-        names = ", ".join(Path(p).name for p in message.paths)
-        folder = Path(message.paths[0]).parent if message.paths else self.app.options.export_dir
-        self.say(f"exported {len(message.paths)} PNGs to {folder}/: {names}", "success")
-
-    @on(ExportFailed)
-    def export_failed(self, message: ExportFailed) -> None:
-        self.say(f"export failed: {message.error}", "error")
-
-    def action_open_png(self) -> None:
-        self.app.push_screen(PathPrompt("Open an exported PNG and reproduce its recipe", "exports/grid_….png"),
-                             lambda path: self.open_recipe(path) if path else None)
-
-    def action_open_checkpoint(self) -> None:
-        self.app.push_screen(PathPrompt("Load a generator checkpoint", "runs/NAME/checkpoints/step-….pt"),
-                             lambda path: self.load_model(path) if path else None)
-
-    @work(thread=True, group="recipe", exit_on_error=False)
-    def open_recipe(self, path: str) -> None:
-        from .. import jobs
-
-        try:
-            request, index, recipe = jobs.read_recipe(path)
-            loading = [Path(self.model_loading).parent] if self.model_loading not in (None, SHIPPED_MODEL) else []
-            model = jobs.locate_recipe_model(recipe, path, self.generator, loading)
-        except Exception as error:  # ValueError, SampleRequestError: one line
-            self.post_message(RecipeFailed(path, jobs.one_line(error)))
-            return
-        self.post_message(RecipeLoaded(path, request, index, recipe, str(model) if model else None))
-
-    @on(RecipeFailed)
-    def recipe_failed(self, message: RecipeFailed) -> None:
-        self.say(f"cannot reproduce {message.path}: {message.error}", "error")
-
-    @on(RecipeLoaded)
-    def recipe_loaded(self, message: RecipeLoaded) -> None:
-        self.state.apply_request(message.request)
-        self.controls.refresh()
-        self._update_info()
-        self.recipe_checkpoint_tried = False
-        self.say(f"recipe from {Path(message.path).name}: reproducing it")
-        self._run_recipe(Pending(message.request, recipe=message.recipe, select=message.index, model=message.model))
-
-    def _run_recipe(self, pending: Pending) -> None:
-        wanted = pending.recipe.get("checkpoint_hash")
-        if self.generator is None and self.model_loading:
-            self.pending = pending
-            return
-        if self.generator is not None and self.generator.hash == wanted:
-            self.generate(pending.request, select=pending.select)
-            return
-        if pending.model and not self.recipe_checkpoint_tried:
-            self.recipe_checkpoint_tried = True
-            self.pending = pending
-            self.load_model(pending.model)
-            self.say(f"loading the recipe's checkpoint {pending.model}")
-            return
-        current = self.generator.hash if self.generator is not None else "none"
-        name = pending.recipe.get("checkpoint") or "a checkpoint"
-        self.say(f"the recipe was made with {Path(str(name)).name} ({wanted}), not found here; this model is {current}: "
-                 "pixels will differ", "warning")
-        self.generate(pending.request, select=pending.select)
-
-    def _run_pending(self, pending: Pending) -> None:
-        if pending.recipe is not None:
-            self._run_recipe(pending)
-        else:
-            self.generate(pending.request, pending.blend, pending.select)

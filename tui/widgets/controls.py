@@ -16,7 +16,7 @@ from textual.widget import Widget
 
 from core.classes import NUM_CLASSES, SHORT_NAMES
 
-from ..state import (DEFAULT_GUIDANCE_INTERVAL, GUIDANCE_RANGE, GUIDANCE_STEP, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS,
+from ..state import (DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, GUIDANCE_RANGE, GUIDANCE_STEP, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS,
                      MIN_STEPS, SHARE_STEP, GenerateState, InputError)
 
 SETTINGS = ("guidance", "mix", "sampler", "steps", "black", "seed", "items", "palette")
@@ -30,8 +30,8 @@ TYPED = {"guidance": f"guidance ({LOW_G}-{HIGH_G})", "steps": f"steps ({MIN_STEP
 HINTS = {  # two lines of at most 20 cells each
     "class": "space pick  +/- 5%\ntype 0-100, Enter",
     "mix": "x or ←→: method\nhow classes combine",
-    "guidance": f"[ ] ±{GUIDANCE_STEP:g}  type {LOW_G}-{HIGH_G}\nCFG: 0 = no guidance",
-    "sampler": "s: DPM++ DDIM DDPM\nDPM++: 15 steps",
+    "guidance": f"[ ] ±{GUIDANCE_STEP:g}  type {LOW_G}-{HIGH_G}\n0 = none  a: +AG",
+    "sampler": f"s: DPM++ DDIM DDPM\nDPM++: {DEFAULT_STEPS['dpm']} steps",
     "steps": f"←→ ±5  type {MIN_STEPS}-{MAX_STEPS}\nmore steps: slower",
     "black": f"←→ ±1  type 0-{MAX_BLACK_LEVEL}\n0 = raw model pixels",
     "seed": "r roll  l lock\n←→ ±1  type a seed",
@@ -128,7 +128,8 @@ class ClassControls(Widget, can_focus=True):
         state = self.state
         values = {
             "mix": state.mix,
-            "guidance": f"{state.guidance:g}" + (" off" if state.guidance == 0 else guidance_scope(state.guidance_interval)),
+            "guidance": f"{state.guidance:g}" + (" off" if state.guidance == 0 else guidance_scope(state.guidance_interval))
+                        + ("+AG" if state.autoguidance else ""),
             "sampler": state.sampler.upper(),
             "steps": str(state.steps),
             "black": f"{state.black_level}/255" if state.black_level else "off",

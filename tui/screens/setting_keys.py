@@ -1,0 +1,94 @@
+"""The generate screen's setting keys: guidance, its interval, the mix method, the sampler, seed,
+items, palette, zoom and live mode. Each changes GenerateState, moves the side panel's cursor to
+the row it changed and, in live mode, starts a new run.
+
+A mixin of GenerateScreen: the bindings stay in GenerateScreen.BINDINGS, in the order the footer
+and the help screen list them.
+"""
+
+from __future__ import annotations
+
+from core.classes import MIX_DESCRIPTIONS
+
+from ..pixels import GREY_PALETTE
+from ..state import GUIDANCE_STEP, describe_interval
+
+PALETTE_NAMES = ("grey", "inverted", "magma", "viridis", "ice")  # core.images.PALETTES, checked by a test
+
+
+class SettingKeys:
+    def action_live(self, on: bool) -> None:
+        self.live = on
+        self.refresh_bindings()
+        if on:
+            self.say("live: every change generates at once (v turns it off)", "success")
+            self._live_change()
+        else:
+            self.say("live off: g generates")
+
+    def action_guidance(self, direction: int) -> None:
+        self.state.nudge_guidance(direction * GUIDANCE_STEP)  # clamps to 0-20
+        self._after_setting("guidance")
+
+    def action_guidance_scope(self) -> None:
+        self.state.toggle_guidance_scope()
+        self._after_setting("guidance")
+        interval = self.state.guidance_interval
+        self.say("guidance at every step (classic CFG)" if interval is None
+                 else f"guidance at steps {describe_interval(interval)} only (default)")
+
+    def action_autoguidance(self) -> None:
+        if not self.state.autoguidance and self.generator is not None and self.generator.guide is None:
+            name = self.generator.path.name if self.generator.path else "this model"
+            self.say(f"no guide model for {name}: autoguidance needs one beside it (NAME-guide.pt)", "warning")
+            return
+        self.state.toggle_autoguidance()
+        self._after_setting("guidance")
+        self.say(f"autoguidance {self.state.autoguidance:g}: items pushed away from the guide model's errors (a turns it off)"
+                 if self.state.autoguidance else "autoguidance off: classifier-free guidance alone")
+
+    def action_mix(self) -> None:
+        self.state.cycle_mix()
+        self._after_setting("mix")
+        self.say(f"mix {self.state.mix}: {MIX_DESCRIPTIONS[self.state.mix]}")
+
+    def action_sampler(self) -> None:
+        self.state.toggle_sampler()
+        self._after_setting("sampler")
+
+    def action_reroll(self) -> None:
+        self.state.reroll_seed()
+        self._after_setting("seed")
+        self.say(f"new seed {self.state.seed}" + ("" if self.state.seed_locked else " (unlocked: re-rolls every time)"))
+
+    def action_lock_seed(self) -> None:
+        self.state.seed_locked = not self.state.seed_locked
+        self._after_setting("seed")
+        self.say("seed locked: g repeats the same items" if self.state.seed_locked else "seed unlocked: every g rolls a new seed")
+
+    def action_items(self, direction: int) -> None:
+        self.state.step_items(direction > 0)
+        self._after_setting("items")
+
+    def action_palette(self, direction: int = 1) -> None:
+        names = [name for name in PALETTE_NAMES if name in self.palettes]
+        if len(names) == 1:
+            self.say("colour palettes are still loading; grey for now", "warning")
+        position = names.index(self.state.palette) if self.state.palette in names else 0
+        self.state.palette = names[(position + direction) % len(names)]
+        self._apply_palette()
+        self._after_setting("palette")
+
+    def _apply_palette(self) -> None:
+        self.grid.set_palette(self.palettes.get(self.state.palette, GREY_PALETTE))
+
+    def action_zoom(self) -> None:
+        if self.grid.count == 0:
+            self.say("nothing to zoom yet: generate first (g)", "warning")
+            return
+        zoomed = not self.grid.zoomed
+        self.set_class(zoomed, "-zoomed")
+        self.grid.set_zoom(zoomed)
+        if zoomed:
+            self.grid.focus()
+        self.refresh_bindings()
