@@ -90,6 +90,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--guide", default=None, help="autoguidance guide (default: NAME-guide.pt beside the checkpoint)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--train-steps", type=int, default=20)
     parser.add_argument("--preset", default=DEFAULT_PRESET)
@@ -102,7 +103,7 @@ def main() -> None:
 
     import torch
 
-    from core.checkpoint import Generator, default_checkpoint, load_generator
+    from core.checkpoint import Generator, default_checkpoint, open_generator
     from core.config import PRESETS
     from core.diffusion import DiffusionObjective
     from core.model import Denoiser
@@ -142,7 +143,7 @@ def main() -> None:
 
     path = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     if path.exists():
-        generator = load_generator(path, device)
+        generator = open_generator(path, device, args.guide)
         label = path.name
     else:
         model.eval()
@@ -163,6 +164,20 @@ def main() -> None:
             rows.append((f"16 items, {sampler.upper()} {steps}, default guidance ({label}, {count} thread{'s' * (count > 1)})",
                          f"{runs[1]:.2f} s (median of 3)"))
     torch.set_num_threads(threads)
+    if generator.guide is not None:  # what autoguidance adds at the default settings, alternating A/B
+        from core.limits import AUTOGUIDANCE_ON
+
+        timings = {0.0: [], AUTOGUIDANCE_ON: []}
+        for _ in range(5):
+            for w in timings:
+                start = time.perf_counter()
+                sample(generator, SampleRequest(boot, n=16, autoguidance=w))
+                timings[w].append(time.perf_counter() - start)
+        plain, auto = (sorted(timings[w])[2] for w in timings)
+        guide = generator.guide
+        rows.append((f"16 items, default, autoguidance {AUTOGUIDANCE_ON:g} ({guide.path.name}, "
+                     f"{sum(p.numel() for p in guide.denoiser.parameters()) / 1e6:.2f}M params)",
+                     f"{auto:.2f} s against {plain:.2f} s without: {auto / plain:.2f}x (medians of 5, alternating)"))
     rows.append(("peak resident memory (this process)", f"{peak_rss_mb():.0f} MB"))
     if device.type == "cuda":
         rows.append(("peak CUDA memory", f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MB"))

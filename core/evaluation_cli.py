@@ -13,7 +13,7 @@ from .checkpoint import atomic_write_bytes
 from .classes import NUM_CLASSES
 from .data import SPLIT_SIZES, load_split
 from .evaluate import FLOOR_DRAWS, EvaluationError, evaluate_generator, format_table, load_classifier, real_floors
-from .sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH, MAX_SEED, SampleRequest, SampleRequestError, sample
+from .sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH, MAX_SEED, SampleRequest, SampleRequestError, check_guide, sample
 
 CLASS_SEED_STRIDE = 1_000_000  # item i of class c uses seed + c * CLASS_SEED_STRIDE + i
 # The floor draws as many real training images of each class as are generated: at most all of them.
@@ -61,8 +61,7 @@ def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guida
                         black_level: int = DEFAULT_BLACK_LEVEL, floor_infinity: float | None = None,
                         autoguidance: float = 0.0) -> dict:
     check_request(n_per_class, guidance, sampler, steps, seed, guidance_interval, black_level, autoguidance)
-    if autoguidance and getattr(generator, "guide", None) is None:
-        raise SampleRequestError("autoguidance needs a guide model, and this generator has none (0 turns it off)")
+    check_guide(generator, SampleRequest([1.0] + [0.0] * 9, autoguidance=autoguidance))
     test = load_split("test", data_dir)
     if floor is None:
         # like-for-like: as many real train images of each class as generated ones (the distance is biased by sample size)

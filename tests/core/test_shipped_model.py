@@ -55,3 +55,21 @@ def test_generate_boots_from_anywhere_without_data(tmp_path):
                           for p in items])
     predicted = predict(load_classifier(), pixels / 127.5 - 1.0)
     assert int((predicted == BOOT).sum()) >= 7, [CLASS_NAMES[i] for i in predicted.tolist()]
+
+
+def test_the_shipped_guide_loads_beside_the_model_and_only_acts_when_asked():
+    from core.checkpoint import guide_path_for, open_generator
+    from core.sampling import SampleRequest, sample
+
+    generator = open_generator(None)
+    guide = generator.guide
+    assert guide is not None and guide.path == guide_path_for(default_checkpoint())
+    assert default_checkpoint().stat().st_size + guide.path.stat().st_size < 10 * 2**20  # both under 10 MB
+    size = lambda g: sum(p.numel() for p in g.denoiser.parameters())
+    assert size(guide) < size(generator) / 3  # a quarter of the cost per call
+    request = dict(n=2, steps=6, seed=5)
+    plain = sample(load_generator(default_checkpoint()), SampleRequest([0.0] * 9 + [1.0], **request))
+    assert torch.equal(sample(generator, SampleRequest([0.0] * 9 + [1.0], **request)), plain)  # old recipes: same pixels
+    auto = sample(generator, SampleRequest([0.0] * 9 + [1.0], autoguidance=0.5, guidance=1.0, **request))
+    assert not torch.equal(auto, plain)
+    assert int(predict(load_classifier(), auto).eq(BOOT).sum()) == 2  # still boots

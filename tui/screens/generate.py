@@ -191,8 +191,7 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
         else:
             model = "no model loaded (c opens a checkpoint)"
         mix = f" ({self.state.mix})" if len(self.state.picked) > 1 else ""
-        guide = f" · autoguidance {self.state.autoguidance:g}" if self.state.autoguidance else ""
-        self.query_one("#info", Static).update(f"{model} · {self.state.describe_mix()}{mix}{guide}")
+        self.query_one("#info", Static).update(f"{model} · {self.state.describe_mix()}{mix}")
 
     # ------------------------------------------------------------ controls
     @on(ClassControls.Changed)
