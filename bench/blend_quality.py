@@ -69,29 +69,33 @@ def main() -> None:
     parser.add_argument("--strip-n", type=int, default=32, help="items per strip ratio")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-out", default=None)
+    parser.add_argument("--autoguidance", type=float, default=None,
+                        help="w (default: the app's, DEFAULT_AUTOGUIDANCE, where the model has a guide beside it)")
     args = parser.parse_args()
 
     import torch
 
-    from core.checkpoint import default_checkpoint, load_generator
+    from core.checkpoint import open_generator
     from core.evaluate import load_classifier
+    from core.limits import DEFAULT_AUTOGUIDANCE
     from core.sampling import SampleRequest, sample
 
-    generator = load_generator(args.checkpoint or default_checkpoint())
+    generator = open_generator(args.checkpoint)
+    autoguidance = args.autoguidance if args.autoguidance is not None else DEFAULT_AUTOGUIDANCE * (generator.guide is not None)
     classifier = load_classifier()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     pairs = [tuple(class_index(name) for name in pair.split("+")) for pair in args.pairs.split(",")]
     n = args.n
 
     def draw(weights, method, count=n, seed=args.seed):
-        request = SampleRequest(weights, n=count, seed=seed, mix=method)
+        request = SampleRequest(weights, n=count, seed=seed, mix=method, autoguidance=autoguidance)
         return sample(generator, request, max_items=max(count, 64))
 
     def probabilities(images):
         with torch.inference_mode():
             return torch.softmax(classifier(images.float().contiguous(memory_format=torch.channels_last)), dim=1)
 
-    print(f"checkpoint {generator.path.name} · {n} items per mix · default mix {DEFAULT_MIX} · "
+    print(f"checkpoint {generator.path.name} · autoguidance {autoguidance:g} · {n} items per mix · default mix {DEFAULT_MIX} · "
           f"{torch.get_num_threads()} threads")
     records = []
     pure_cache: dict[int, torch.Tensor] = {}

@@ -47,3 +47,54 @@ def make_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     atomic_save({"kind": KIND, "format_version": FORMAT_VERSION, "preset": "tiny",
                  **config_dicts(preset.model, preset.diffusion), "ema": model_state(denoiser), "step": 0, "epoch": 0}, path)
     return path
+
+
+# --- the evaluator's classifier, tiny and hand-made (tests/core/test_metrics, _classifier, _evaluate) ---
+
+import pytest  # noqa: E402
+
+from core.classes import NUM_CLASSES  # noqa: E402
+from core.classifier import ClassifierConfig, FashionClassifier  # noqa: E402
+
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+needs_data = pytest.mark.skipif(not (DATA_DIR / "FashionMNIST" / "raw").is_dir(), reason=f"no Fashion-MNIST at {DATA_DIR}")
+
+TINY = ClassifierConfig(widths=(2, 4), feature_dim=8, dropout=0.0)
+
+
+def tiny_classifier(seed: int = 0) -> FashionClassifier:
+    """Random tiny classifier with non-trivial BatchNorm statistics, in eval mode."""
+    torch.manual_seed(seed)
+    model = FashionClassifier(TINY)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def images(n: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 28, 28, generator=generator) * 2 - 1  # (n, 1, 28, 28) in [-1, 1]
+
+
+
+class PixelCodeClassifier(FashionClassifier):
+    """Predicts the class written into pixel (0, 0) as -1 + 0.2 c; features are one-hot (B, 10)."""
+
+    def __init__(self):
+        super().__init__(ClassifierConfig(widths=(1, 1), feature_dim=NUM_CLASSES, dropout=0.0))
+        with torch.no_grad():
+            self.head.weight.copy_(torch.eye(NUM_CLASSES))
+            self.head.bias.zero_()
+
+    def features(self, x):
+        code = ((x[:, 0, 0, 0] + 1) / 0.2).round().long().clamp(0, NUM_CLASSES - 1)
+        return torch.nn.functional.one_hot(code, NUM_CLASSES).float()
+
+
+def coded_images(classes: list[int]) -> torch.Tensor:
+    x = -torch.ones(len(classes), 1, 28, 28)
+    x[:, 0, 0, 0] = torch.tensor(classes, dtype=torch.float32) * 0.2 - 1
+    return x

@@ -48,7 +48,7 @@ GENERATE_MISTAKES = [
     (["--autoguidance", "-1"], "autoguidance must be between 0 and 10"),
     (["--autoguidance", "nan"], "autoguidance must be between 0 and 10"),
     (["--autoguidance", "0.5"], "autoguidance needs a guide model"),  # the tiny model has no guide beside it
-    (["--autoguidance", "--guide", "/nonexistent/guide.pt"], "guide.pt does not exist"),
+    (["--guide", "/nonexistent/guide.pt"], "guide.pt does not exist"),
     (["--black-level", "33"], "black level must be a whole number 0-32"),
     (["--black-level", "-1"], "black level must be a whole number 0-32"),
     (["--steps", "1"], "steps must be 2-1000"),
