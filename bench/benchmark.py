@@ -165,9 +165,9 @@ def main() -> None:
                          f"{runs[1]:.2f} s (median of 3)"))
     torch.set_num_threads(threads)
     if generator.guide is not None:  # what autoguidance adds at the default settings, alternating A/B
-        from core.limits import DEFAULT_AUTOGUIDANCE
+        from core.limits import AUTOGUIDANCE_ON
 
-        timings = {0.0: [], DEFAULT_AUTOGUIDANCE: []}
+        timings = {0.0: [], AUTOGUIDANCE_ON: []}
         for _ in range(5):
             for w in timings:
                 start = time.perf_counter()
@@ -175,7 +175,7 @@ def main() -> None:
                 timings[w].append(time.perf_counter() - start)
         plain, auto = (sorted(timings[w])[2] for w in timings)
         guide = generator.guide
-        rows.append((f"16 items, default, autoguidance {DEFAULT_AUTOGUIDANCE:g} ({guide.path.name}, "
+        rows.append((f"16 items, default, autoguidance {AUTOGUIDANCE_ON:g} ({guide.path.name}, "
                      f"{sum(p.numel() for p in guide.denoiser.parameters()) / 1e6:.2f}M params)",
                      f"{auto:.2f} s against {plain:.2f} s without: {auto / plain:.2f}x (medians of 5, alternating)"))
     rows.append(("peak resident memory (this process)", f"{peak_rss_mb():.0f} MB"))

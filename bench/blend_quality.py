@@ -69,19 +69,17 @@ def main() -> None:
     parser.add_argument("--strip-n", type=int, default=32, help="items per strip ratio")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-out", default=None)
-    parser.add_argument("--autoguidance", type=float, default=None,
-                        help="w (default: the app's, DEFAULT_AUTOGUIDANCE, where the model has a guide beside it)")
+    parser.add_argument("--autoguidance", type=float, default=0.0, help="w (default 0, the app's default)")
     args = parser.parse_args()
 
     import torch
 
     from core.checkpoint import open_generator
     from core.evaluate import load_classifier
-    from core.limits import DEFAULT_AUTOGUIDANCE
     from core.sampling import SampleRequest, sample
 
     generator = open_generator(args.checkpoint)
-    autoguidance = args.autoguidance if args.autoguidance is not None else DEFAULT_AUTOGUIDANCE * (generator.guide is not None)
+    autoguidance = args.autoguidance
     classifier = load_classifier()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     pairs = [tuple(class_index(name) for name in pair.split("+")) for pair in args.pairs.split(",")]

@@ -13,7 +13,6 @@ from .checkpoint import atomic_write_bytes
 from .classes import NUM_CLASSES
 from .data import SPLIT_SIZES, load_split
 from .evaluate import FLOOR_DRAWS, EvaluationError, evaluate_generator, format_table, load_classifier, real_floors
-from .limits import DEFAULT_AUTOGUIDANCE
 from .sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH, MAX_SEED, SampleRequest, SampleRequestError, check_guide, sample
 
 CLASS_SEED_STRIDE = 1_000_000  # item i of class c uses seed + c * CLASS_SEED_STRIDE + i
@@ -110,7 +109,7 @@ def run_evaluation(args, load_generator_fn) -> int:
         raise ValueError(f"--batch must be 1-{MAX_EVAL_BATCH}, not {args.batch}")
     # every cheap check before the expensive work (loading data, the real-image floor, sampling)
     check_request(args.n_per_class, args.guidance, args.sampler, args.steps, args.seed, args.guidance_interval,
-                  args.black_level, args.autoguidance or 0.0)
+                  args.black_level, args.autoguidance)
     if args.json_out:
         check_json_out(Path(args.json_out))
     try:
@@ -118,8 +117,6 @@ def run_evaluation(args, load_generator_fn) -> int:
     except EvaluationError as error:
         raise ValueError(str(error)) from None
     generator = load_generator_fn(args.checkpoint, args.device, args.guide)
-    if args.autoguidance is None:  # the default recipe: autoguided where the model has a guide
-        args.autoguidance = DEFAULT_AUTOGUIDANCE if generator.guide is not None else 0.0
 
     def progress(done, total):
         print(f"\rsampling class {done}/{total}", end="", flush=True)

@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
-    from core.limits import (AUTOGUIDANCE_RANGE, DEFAULT_AUTOGUIDANCE, DEFAULT_BLACK_LEVEL,  # no torch
+    from core.limits import (AUTOGUIDANCE_ON, AUTOGUIDANCE_RANGE, AUTOGUIDED_GUIDANCE, DEFAULT_BLACK_LEVEL,  # no torch
                              DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE,
                              MAX_BLACK_LEVEL, SAMPLERS)
 
@@ -44,7 +44,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     per_sampler = lambda table: ", ".join(f"{value:g} for {name}" for name, value in table.items())
     p.add_argument("--guidance", type=float, default=None,
                    help=f"classifier-free guidance g, {GUIDANCE_RANGE[0]:g}-{GUIDANCE_RANGE[1]:g} "
-                        f"(0 = none; default {per_sampler(DEFAULT_GUIDANCE)})")
+                        f"(0 = none; default {per_sampler(DEFAULT_GUIDANCE)}; {AUTOGUIDED_GUIDANCE:g} with --autoguidance)")
     p.add_argument("--guidance-interval", default=None, metavar="LO:HI",
                    help=f"guide only at diffusion steps LO-HI, or 'all' (default {lo}:{hi}: the noisier steps and the last one run unguided)")
     p.add_argument("--black-level", type=int, default=DEFAULT_BLACK_LEVEL, metavar="N",
@@ -54,10 +54,9 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help=f"dpm (DPM-Solver++(2M), deterministic), ddim (deterministic) or ddpm (strided, the original); "
                         f"default {DEFAULT_SAMPLER}")
     p.add_argument("--steps", type=int, default=None, help=f"denoising steps (default {per_sampler(DEFAULT_STEPS)})")
-    p.add_argument("--autoguidance", type=float, default=None, metavar="W",
+    p.add_argument("--autoguidance", type=float, nargs="?", const=AUTOGUIDANCE_ON, default=0.0, metavar="W",
                    help=f"push items away from the guide model's errors with weight W, {AUTOGUIDANCE_RANGE[0]:g}-{AUTOGUIDANCE_RANGE[1]:g} "
-                        f"(autoguidance, beside --guidance; default {DEFAULT_AUTOGUIDANCE:g} where the model has a guide, "
-                        "0 where it has none; 0 = guidance alone)")
+                        f"(autoguidance, beside --guidance; {AUTOGUIDANCE_ON:g} without a value; default 0 = guidance alone)")
     p.add_argument("--checkpoint", default=None, help="generator checkpoint (default: the shipped model)")
     p.add_argument("--guide", default=None, metavar="PATH",
                    help="autoguidance's guide checkpoint (default: NAME-guide.pt beside the generator, if there is one)")
@@ -124,15 +123,6 @@ def load_generator_or_fail(path: str | None, device: str, guide: str | None = No
     return open_generator(path, pick_device(device), guide, missing_hint="pass --checkpoint PATH (e.g. runs/NAME/checkpoints/step-*.pt)")
 
 
-def resolve_autoguidance(asked: float | None, generator) -> float:
-    """--autoguidance as given, else DEFAULT_AUTOGUIDANCE where the model has a guide and 0 where not."""
-    from core.limits import DEFAULT_AUTOGUIDANCE
-
-    if asked is not None:
-        return asked
-    return DEFAULT_AUTOGUIDANCE if generator.guide is not None else 0.0
-
-
 def cmd_generate(args) -> int:
     from core.classes import ClassSpecError, parse_class_spec
     from core.checkpoint import CheckpointError
@@ -144,7 +134,7 @@ def cmd_generate(args) -> int:
         weights = parse_class_spec(args.class_spec)
         request = SampleRequest(weights, n=args.n, guidance=args.guidance, sampler=args.sampler, steps=args.steps, seed=args.seed,
                                 guidance_interval=args.guidance_interval, black_level=args.black_level, mix=args.mix,
-                                autoguidance=args.autoguidance or 0.0).validate()
+                                autoguidance=args.autoguidance).validate()
         if args.palette not in PALETTES:
             raise ValueError(f"unknown palette {args.palette!r}; choose from {', '.join(PALETTES)}")
         if not 1 <= args.scale <= MAX_SCALE:
@@ -153,7 +143,6 @@ def cmd_generate(args) -> int:
             raise ValueError("--columns must be at least 1")
         out = Path(args.out)
         generator = load_generator_or_fail(args.checkpoint, args.device, args.guide)  # a refused file leaves no --out folder behind
-        request.autoguidance = resolve_autoguidance(args.autoguidance, generator)
         check_guide(generator, request)
         check_writable(out)  # fail before spending time on sampling
         images = sample(generator, request)
@@ -242,11 +231,11 @@ def main(argv=None, fast_exit: bool = False) -> int:
 
 def _run(args) -> int:
     if args.command in ("generate", "evaluate"):  # the subcommands that sample; "LO:HI"/"all"/None -> interval
-        from core.limits import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL
+        from core.limits import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL
         from core.sampling import SampleRequestError, parse_guidance_interval
 
-        if args.guidance is None:
-            args.guidance = DEFAULT_GUIDANCE[args.sampler]
+        if args.guidance is None:  # autoguidance pushes items too: g starts lower with it (core.limits)
+            args.guidance = AUTOGUIDED_GUIDANCE if args.autoguidance else DEFAULT_GUIDANCE[args.sampler]
 
         try:
             text = args.guidance_interval

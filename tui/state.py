@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from core.classes import DEFAULT_MIX, MIX_METHODS, NUM_CLASSES, SHORT_NAMES
 from core.limits import (  # noqa: F401 (re-exported for the widgets)
-    DEFAULT_AUTOGUIDANCE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_ITEMS, DEFAULT_SAMPLER, DEFAULT_STEPS,
+    AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_ITEMS, DEFAULT_SAMPLER, DEFAULT_STEPS,
     GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS, MIN_STEPS, SAMPLERS, describe_interval,
 )
 
@@ -40,7 +40,7 @@ class GenerateState:
     items: int = DEFAULT_ITEMS
     palette: str = "grey"
     mix: str = DEFAULT_MIX  # how a multi-class mix becomes the prediction (core.mixing)
-    autoguidance: float = DEFAULT_AUTOGUIDANCE  # w of the push away from the guide model; 0 = CFG alone (no guide)
+    autoguidance: float = 0.0  # w of the push away from the guide model; 0 = guidance alone
 
     # ------------------------------------------------------------ classes and shares
     def toggle(self, index: int) -> None:
@@ -131,20 +131,28 @@ class GenerateState:
         default = tuple(self.guidance_interval or ()) == DEFAULT_GUIDANCE_INTERVAL
         self.guidance_interval = None if default else DEFAULT_GUIDANCE_INTERVAL
 
+    def default_guidance(self) -> float:
+        """Where g starts: lower with autoguidance, which pushes items too."""
+        return AUTOGUIDED_GUIDANCE if self.autoguidance else DEFAULT_GUIDANCE[self.sampler]
+
     def toggle_autoguidance(self) -> None:
-        """On (at any weight, e.g. a recipe's) -> off; off -> DEFAULT_AUTOGUIDANCE."""
-        self.autoguidance = 0.0 if self.autoguidance else DEFAULT_AUTOGUIDANCE
+        """Off -> AUTOGUIDANCE_ON; on (at any weight, e.g. a recipe's) -> off. Guidance at its default
+        follows (default_guidance); a value the user set stays."""
+        guidance_default = self.guidance == self.default_guidance()
+        self.autoguidance = 0.0 if self.autoguidance else AUTOGUIDANCE_ON
+        if guidance_default:
+            self.guidance = self.default_guidance()
 
     def toggle_sampler(self, direction: int = 1) -> None:
         """The next sampler (DPM-Solver++, DDIM, DDPM); a sampler's default steps and guidance follow
         it, values the user set stay."""
         steps_default = self.steps == DEFAULT_STEPS[self.sampler]
-        guidance_default = self.guidance == DEFAULT_GUIDANCE[self.sampler]
+        guidance_default = self.guidance == self.default_guidance()
         self.sampler = SAMPLERS[(SAMPLERS.index(self.sampler) + direction) % len(SAMPLERS)]
         if steps_default:
             self.steps = DEFAULT_STEPS[self.sampler]
         if guidance_default:
-            self.guidance = DEFAULT_GUIDANCE[self.sampler]
+            self.guidance = self.default_guidance()
 
     def cycle_mix(self, direction: int = 1) -> None:
         self.mix = MIX_METHODS[(MIX_METHODS.index(self.mix) + direction) % len(MIX_METHODS)]

@@ -44,7 +44,7 @@ async def test_help_lists_the_keys_and_goes_back(make_app, helpers):
         await pilot.pause(0.2)
         lines = helpers.screen_text(app).splitlines()
         for key, what in (("g ⏎", "Generate"), ("e", "Export"), ("m", "Monitor"), ("q", "Quit"), ("z", "Zoom"),
-                          ("t", "Train"), ("space", "Toggle"), ("[", "Guidance -0.5")):
+                          ("t", "Train"), ("space", "Toggle"), ("[", "Guidance -0.5"), ("a", "Autoguidance")):
             keys = key.split()
             assert any(line.split()[:len(keys)] == keys and " ".join(line.split()[len(keys):]).startswith(what)
                        for line in lines if line.strip()), what

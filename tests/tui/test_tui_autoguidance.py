@@ -1,4 +1,4 @@
-"""Autoguidance in the app: on where the model has a guide, the a key, what the panel shows and the recipe records."""
+"""The a key: autoguidance on and off, what the panel shows, what the recipe records, models without a guide."""
 
 import shutil
 
@@ -6,7 +6,7 @@ import torch
 
 from core.checkpoint import atomic_save, file_hash
 from core.images import read_metadata
-from core.limits import DEFAULT_AUTOGUIDANCE
+from core.limits import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE
 from core.sampling import SampleRequest, sample
 
 
@@ -26,44 +26,38 @@ def _guidance_row(helpers, app) -> str:
     return next(line for line in helpers.screen_text(app).splitlines() if line.lstrip(" ▸›").startswith("guidance"))
 
 
-async def test_autoguidance_is_on_with_a_guide_a_turns_it_off_and_the_recipe_records_it(make_app, tiny_checkpoint,
-                                                                                        tmp_path, helpers):
+async def test_a_turns_autoguidance_on_and_the_recipe_records_the_guide(make_app, tiny_checkpoint, tmp_path, helpers):
     model = _with_guide(tiny_checkpoint, tmp_path)
     app = make_app(checkpoint=str(model))
     async with app.run_test(size=(100, 30)) as pilot:
         await helpers.model_ready(pilot)
         screen = app.screen
-        assert screen.generator.guide is not None
-        assert screen.state.autoguidance == DEFAULT_AUTOGUIDANCE and "+AG" in _guidance_row(helpers, app)
+        assert screen.generator.guide is not None and "+AG" not in _guidance_row(helpers, app)
+        await pilot.press("a")
+        assert screen.state.autoguidance > 0 and "+AG" in _guidance_row(helpers, app)
+        assert screen.state.guidance == AUTOGUIDED_GUIDANCE  # g at its default follows
         await pilot.press("g")
         await helpers.generated(pilot)
         request = screen.result.request
-        assert request.autoguidance == DEFAULT_AUTOGUIDANCE
+        assert request.autoguidance == screen.state.autoguidance
         plain = sample(screen.generator, SampleRequest(**(vars(request) | {"autoguidance": 0.0})))
         assert not torch.equal(screen.result.images, plain)  # the guide changed the pixels
         await pilot.press("e")
         await helpers.wait_until(pilot, lambda: "exported" in helpers.status_text(app), what="the export")
         grid = next((tmp_path / "exports").glob("grid_*.png"))
         recipe = read_metadata(grid)
-        assert recipe["autoguidance"] == DEFAULT_AUTOGUIDANCE
+        assert recipe["autoguidance"] == request.autoguidance
         assert recipe["guide"] == "tiny-guide.pt" and recipe["guide_hash"] == file_hash(model.parent / "tiny-guide.pt")
-        guidance = screen.state.guidance
         await pilot.press("a")
         assert screen.state.autoguidance == 0 and "+AG" not in _guidance_row(helpers, app)
-        assert screen.state.guidance == guidance  # g is its own setting
-        await pilot.press("g")
-        await helpers.generated(pilot)
-        assert screen.result.request.autoguidance == 0 and torch.equal(screen.result.images, plain)
-        await pilot.press("a")
-        assert screen.state.autoguidance == DEFAULT_AUTOGUIDANCE
+        assert screen.state.guidance == DEFAULT_GUIDANCE[screen.state.sampler]
 
 
-async def test_a_model_without_a_guide_runs_guidance_alone_and_a_says_why(make_app, helpers):
+async def test_a_on_a_model_without_a_guide_says_so_and_changes_nothing(make_app, helpers):
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await helpers.model_ready(pilot)
         assert app.screen.generator.guide is None
-        assert app.screen.state.autoguidance == 0 and "+AG" not in _guidance_row(helpers, app)
         await pilot.press("a")
         assert app.screen.state.autoguidance == 0
         assert "no guide model" in helpers.status_text(app)

@@ -185,16 +185,17 @@ def test_toggle_guidance_scope_cycles_between_the_default_interval_and_every_ste
     assert state.guidance_interval == tui_state.DEFAULT_GUIDANCE_INTERVAL
 
 
-def test_autoguidance_toggles_between_off_and_the_default_and_leaves_guidance_alone():
+def test_autoguidance_toggle_moves_default_guidance_and_keeps_a_set_one():
     state = GenerateState()
     state.toggle(9)
-    assert state.autoguidance == limits.DEFAULT_AUTOGUIDANCE > 0 and state.guidance == 1.75
-    assert state.request_fields()["autoguidance"] == limits.DEFAULT_AUTOGUIDANCE
+    assert state.autoguidance == 0 and state.guidance == 1.75
     state.toggle_autoguidance()
-    assert (state.autoguidance, state.guidance) == (0.0, 1.75)
-    assert state.request_fields()["autoguidance"] == 0.0
-    state.autoguidance = 1.5  # a recipe's weight
+    assert (state.autoguidance, state.guidance) == (limits.AUTOGUIDANCE_ON, limits.AUTOGUIDED_GUIDANCE)
+    assert state.request_fields()["autoguidance"] == limits.AUTOGUIDANCE_ON
+    state.toggle_sampler()  # DDIM: with autoguidance on, the default g stays the autoguided one
+    assert (state.sampler, state.guidance) == ("ddim", limits.AUTOGUIDED_GUIDANCE)
     state.toggle_autoguidance()
-    assert state.autoguidance == 0.0
+    assert (state.autoguidance, state.guidance) == (0.0, 2.0)
+    state.set_guidance(3.0)
     state.toggle_autoguidance()
-    assert state.autoguidance == limits.DEFAULT_AUTOGUIDANCE
+    assert (state.autoguidance, state.guidance) == (limits.AUTOGUIDANCE_ON, 3.0)  # a value the user set stays

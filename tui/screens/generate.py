@@ -22,7 +22,7 @@ from core.classes import MIX_METHODS
 
 from ..messages import ModelFailed, ModelLoaded, PalettesLoaded, SampleDone, SampleProgress, SampleStopped
 from ..pixels import GREY_PALETTE
-from ..state import DEFAULT_AUTOGUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, GenerateState, InputError, describe_interval, item_captions
+from ..state import AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, GenerateState, InputError, describe_interval, item_captions
 from ..widgets.controls import ClassControls
 from ..widgets.item_grid import ItemGrid
 from ..widgets.status_line import StatusLine
@@ -51,8 +51,8 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
                 tooltip=f"guide only steps {describe_interval(DEFAULT_GUIDANCE_INTERVAL)} (default: varied items) "
                         "or every step (classic CFG: closer to prototypes)"),
         Binding("a", "autoguidance", "Autoguidance", show=False,
-                tooltip=f"on ({DEFAULT_AUTOGUIDANCE:g}, the default where the model has a guide) or off: beside guidance, "
-                        "push items away from a weaker guide model's errors (closer to real items)"),
+                tooltip=f"on/off: beside guidance, push items away from a weaker guide model's errors (w {AUTOGUIDANCE_ON:g}; "
+                        f"g at its default moves to {AUTOGUIDED_GUIDANCE:g}: the items closest to real ones)"),
         Binding("x", "mix", "Mix method", show=False,
                 tooltip="how picked classes combine: " + ", ".join(MIX_METHODS) + " (compose: crisp; average: the original, faint at 50/50)"),
         Binding("s", "sampler", "Sampler", show=False,
@@ -87,7 +87,6 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
         self.sampling_generator = None
         self.live = False  # every change generates at once
         self.blend_pair: tuple[int, int] | None = None  # the strip live mode re-renders after b
-        self.guide_missing = False  # autoguidance was switched off because the model has no guide
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="generate-body", classes="layout"):
@@ -163,23 +162,12 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
     @on(ModelLoaded)
     def model_loaded(self, message: ModelLoaded) -> None:
         self.generator, self.model_loading, self.model_error = message.generator, None, None
-        if self.pending is None or self.pending.recipe is None:  # a recipe brings its own w
-            self._fit_autoguidance()
         self._update_info()
         if not self.query_one(StatusLine).showing_problem():  # e.g. a bad --from-png: keep that in view
             self.say(f"model ready ({message.seconds:.1f} s): g generates · space picks more classes to mix", "success")
         pending, self.pending = self.pending, None
         if pending is not None:
             self._run_pending(pending)
-
-    def _fit_autoguidance(self) -> None:
-        """A model without a guide cannot autoguide: w drops to 0 and comes back to the default with
-        the next model that has one; with a guide, the user's choice stays."""
-        if self.generator.guide is None and self.state.autoguidance:
-            self.state.autoguidance, self.guide_missing = 0.0, True
-        elif self.generator.guide is not None and self.guide_missing:
-            self.state.autoguidance, self.guide_missing = DEFAULT_AUTOGUIDANCE, False
-        self.controls.refresh()
 
     @on(ModelFailed)
     def model_failed(self, message: ModelFailed) -> None:
