@@ -66,7 +66,7 @@ def test_the_shipped_guide_loads_beside_the_model_and_only_acts_when_asked():
     assert guide is not None and guide.path == guide_path_for(default_checkpoint())
     assert default_checkpoint().stat().st_size + guide.path.stat().st_size < 10 * 2**20  # both under 10 MB
     size = lambda g: sum(p.numel() for p in g.denoiser.parameters())
-    assert size(guide) < size(generator) / 3  # a quarter of the cost per call
+    assert size(guide) < size(generator) / 3  # the guide is the small model, not a copy of the big one
     request = dict(n=2, steps=6, seed=5)
     plain = sample(load_generator(default_checkpoint()), SampleRequest([0.0] * 9 + [1.0], **request))
     assert torch.equal(sample(generator, SampleRequest([0.0] * 9 + [1.0], **request)), plain)  # old recipes: same pixels
