@@ -61,7 +61,7 @@ def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guida
                         black_level: int = DEFAULT_BLACK_LEVEL, floor_infinity: float | None = None,
                         autoguidance: float = 0.0) -> dict:
     check_request(n_per_class, guidance, sampler, steps, seed, guidance_interval, black_level, autoguidance)
-    check_guide(generator, SampleRequest([1.0] + [0.0] * 9, autoguidance=autoguidance))
+    check_guide(generator, autoguidance)
     test = load_split("test", data_dir)
     if floor is None:
         # like-for-like: as many real train images of each class as generated ones (the distance is biased by sample size)

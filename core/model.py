@@ -254,22 +254,30 @@ class Denoiser(nn.Module):
         else:
             lo, hi = self.guidance_interval
             inside = (t >= lo) & (t <= hi)  # (B,) samplers pass one t for the whole batch
+        pairs = self._pairs(weights)
         if self.guide_weight and bool(inside.any()):
-            auto = self._autoguided(x, t, weights)
-            if bool(inside.all()):
-                return auto
-            return _where(inside, auto, self._classifier_free(x, t, weights, torch.zeros_like(inside)))
-        return self._classifier_free(x, t, weights, inside)
+            return self._rows_guided(x, t, weights, inside, pairs)
+        if pairs is None:
+            return self._embedded(x, t, weights, inside, self.mix)
+        if self.mix == "compose-all" or bool(inside.all()):
+            return self._rows_guided(x, t, weights, inside, pairs)
+        if not bool(inside.any()):  # compose's unguided steps: the norm mix's single call looks the same
+            return self._embedded(x, t, weights, inside, "norm")
+        return _where(inside, self._rows_guided(x, t, weights, inside, pairs), self._embedded(x, t, weights, inside, "norm"))
 
-    def _classifier_free(self, x, t, weights, inside) -> DiffusionOutput:
-        """CFG where `inside` (B,), the plain conditional prediction elsewhere, under the view's mix."""
+    def _pairs(self, weights):
+        """(item, class, weight) triples (P,) when this view composes this batch's mix, else None."""
         if self.mix in ("compose", "compose-all") and not bool(mixing.single_class(weights).all()):
-            if self.mix == "compose-all" or bool(inside.all()):
-                return self._composed(x, t, weights, inside)
-            if not bool(inside.any()):
-                return self._embedded(x, t, weights, inside, "norm")
-            return _where(inside, self._composed(x, t, weights, inside), self._embedded(x, t, weights, inside, "norm"))
-        return self._embedded(x, t, weights, inside, self.mix)
+            return mixing.composed_pairs(weights)
+        return None
+
+    def _rows(self, x, t, weights, pairs):
+        """The rows one call evaluates for the conditional prediction: one per picked (item, class)
+        pair when composed (P rows), else one mixed condition per item (B rows)."""
+        if pairs is None:
+            return x, t, self.class_embedding(weights, self.mix)
+        items, classes, _ = pairs
+        return x[items], t[items], self.class_encoder.weight[classes]
 
     def _embedded(self, x, t, weights, inside, method: str) -> DiffusionOutput:
         """CFG on one mixed condition per item: (1+g) model(x, e) - g model(x, null) where guided."""
@@ -281,58 +289,33 @@ class Denoiser(nn.Module):
             return plain
         return _where(inside, self.guided(x, t, {CLASS_KEY: embedding}), plain)  # mixed t: per item
 
-    def _composed(self, x, t, weights, inside) -> DiffusionOutput:
-        """(1+g) sum_i w_i model(x, E_i) - g model(x, null) where guided, sum_i w_i model(x, E_i) elsewhere,
-        all in one batch of P + B rows (P = picked (item, class) pairs)."""
-        batch = x.shape[0]
-        g = self.guided.guidance
-        items, classes, pair_weights = mixing.composed_pairs(weights)
-        embedding = self.class_encoder.weight[classes]  # (P, class_dim)
-        xs, ts = x[items], t[items]
+    def _rows_guided(self, x, t, weights, inside, pairs) -> DiffusionOutput:
+        """(1+g) c - g u, plus w (c - c_guide) with a guide (autoguidance, Karras et al. 2024), where
+        `inside`; c elsewhere. c is the conditional prediction under the view's mix (the weighted sum
+        of per-class predictions when composed), c_guide the guide's own under the same mix, u the
+        null condition's. The conditional rows and the B null rows share one call."""
+        batch, g = x.shape[0], self.guided.guidance
+        xs, ts, embedding = self._rows(x, t, weights, pairs)
+        rows = xs.shape[0]
+
+        def fold(values):  # (rows, ...) -> (B, ...)
+            return values if pairs is None else mixing.weighted_sum(values, pairs[0], pairs[2], batch)
+
         guide = g != 0 and bool(inside.any())
         if guide:
             null = self.guided.eval_unconditional_embedding[CLASS_KEY]  # (1, class_dim)
             embedding = torch.cat([embedding, null.expand(batch, -1)])
             xs, ts = torch.cat([xs, x]), torch.cat([ts, t])
         out = self.guided.model(xs, ts, {CLASS_KEY: embedding})
-        pairs = items.numel()
-        prediction = mixing.weighted_sum(out.prediction[:pairs], items, pair_weights, batch)
-        variance = None if out.variance_value is None else mixing.weighted_sum(out.variance_value[:pairs], items, pair_weights, batch)
-        if guide:
-            guided = (1 + g) * prediction - g * out.prediction[pairs:]
-            prediction = torch.where(inside[:, None, None, None], guided, prediction)
-        return DiffusionOutput(prediction=prediction, variance_value=variance)
-
-
-    def _conditional_rows(self, x, t, weights):
-        """What one model call evaluates for the conditional prediction under the view's mix:
-        (xs, ts, embeddings) of R rows and fold, which maps (R, ...) values back to (B, ...) items.
-        Composed mixes give one row per picked (item, class) pair, the others one row per item."""
-        if self.mix in ("compose", "compose-all") and not bool(mixing.single_class(weights).all()):
-            items, classes, pair_weights = mixing.composed_pairs(weights)
-            batch = x.shape[0]
-            return (x[items], t[items], self.class_encoder.weight[classes],
-                    lambda values: mixing.weighted_sum(values, items, pair_weights, batch))
-        return x, t, self.class_embedding(weights, self.mix), lambda values: values
-
-    def _autoguided(self, x, t, weights) -> DiffusionOutput:
-        """c + g (c - u) + w (c - c_guide): CFG's push towards the class and autoguidance's push away
-        from the weaker model's errors (Karras et al. 2024), c and c_guide each the conditional
-        prediction of its own model under the mix. The main model's rows and null rows share a call."""
-        batch, g = x.shape[0], self.guided.guidance
-        xs, ts, embedding, fold = self._conditional_rows(x, t, weights)
-        rows = xs.shape[0]
-        if g:
-            null = self.guided.eval_unconditional_embedding[CLASS_KEY]  # (1, class_dim)
-            xs, ts, embedding = torch.cat([xs, x]), torch.cat([ts, t]), torch.cat([embedding, null.expand(batch, -1)])
-        out = self.guided.model(xs, ts, {CLASS_KEY: embedding})
-        cond = fold(out.prediction[:rows])  # (B, 1, 28, 28)
+        prediction = fold(out.prediction[:rows])  # (B, 1, 28, 28)
         variance = None if out.variance_value is None else fold(out.variance_value[:rows])
-        gx, gt, guide_embedding, guide_fold = self.guide._conditional_rows(x, t, weights)
-        weak = guide_fold(self.guide.guided.model(gx, gt, {CLASS_KEY: guide_embedding}).prediction.to(cond.dtype))
-        prediction = cond + self.guide_weight * (cond - weak)
-        if g:
-            prediction = prediction + g * (cond - out.prediction[rows:])
+        guided = (1 + g) * prediction - g * out.prediction[rows:] if guide else prediction
+        if self.guide_weight:
+            gx, gt, guide_embedding = self.guide._rows(x, t, weights, pairs)
+            weak = fold(self.guide.guided.model(gx, gt, {CLASS_KEY: guide_embedding}).prediction)
+            guided = guided + self.guide_weight * (prediction - weak.to(prediction.dtype))
+        if guide or self.guide_weight:
+            prediction = torch.where(inside[:, None, None, None], guided, prediction)
         return DiffusionOutput(prediction=prediction, variance_value=variance)
 
 

@@ -229,11 +229,11 @@ def _same_model(denoiser) -> Callable[[int, int], bool]:
     return lambda s, t: (lo <= s <= hi) == (lo <= t <= hi)
 
 
-def check_guide(generator, request: SampleRequest) -> None:
-    """SampleRequestError (one line) when the request asks for autoguidance and the generator has no guide."""
-    if request.autoguidance and getattr(generator, "guide", None) is None:
+def check_guide(generator, autoguidance: float) -> None:
+    """SampleRequestError (one line) when autoguidance is asked of a generator without a guide."""
+    if autoguidance and getattr(generator, "guide", None) is None:
         raise SampleRequestError("autoguidance needs a guide model, and this generator has none "
-                                 "(NAME-guide.pt beside it, or --guide PATH; 0 turns it off)")
+                                 "(a NAME-guide.pt beside NAME.pt); set autoguidance to 0")
 
 
 def sample_steps(generator: Generator, request: SampleRequest, device: str | torch.device | None = None,
@@ -241,9 +241,9 @@ def sample_steps(generator: Generator, request: SampleRequest, device: str | tor
     """Yield a SampleStep after every denoising step; the last one holds the final images in [-1, 1]."""
     request.validate(max_items)
     device = torch.device(device) if device is not None else next(generator.denoiser.parameters()).device
-    # per-call g (and interval); the shared model is untouched
-    check_guide(generator, request)
+    check_guide(generator, request.autoguidance)
     guide = generator.guide.denoiser if request.autoguidance else None
+    # per-call g, interval, mix and guide: the shared model is untouched
     denoiser = generator.denoiser.with_guidance(request.guidance, request.guidance_interval, request.mix,
                                                 guide=guide, guide_weight=request.autoguidance)
     config = generator.diffusion_config

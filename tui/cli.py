@@ -143,7 +143,7 @@ def cmd_generate(args) -> int:
             raise ValueError("--columns must be at least 1")
         out = Path(args.out)
         generator = load_generator_or_fail(args.checkpoint, args.device, args.guide)  # a refused file leaves no --out folder behind
-        check_guide(generator, request)
+        check_guide(generator, request.autoguidance)
         check_writable(out)  # fail before spending time on sampling
         images = sample(generator, request)
         paths = export_items(images, request, out, generator.hash, str(generator.path), args.palette, args.scale, args.columns,

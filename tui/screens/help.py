@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ..state import DEFAULT_GUIDANCE_INTERVAL, describe_interval
+from ..state import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, describe_interval
 from ..widgets.controls import ClassControls
 from ..widgets.item_grid import ItemGrid
 from ..widgets.too_small import TooSmall
@@ -31,7 +31,7 @@ ABOUT = (
     "varied, and so does the last one, which keeps the final pixels from being overdrawn (i switches to guiding every "
     "step, shown as 'all' after g). DPM-Solver++ (the default, 20 steps) and DDIM (50) are deterministic; "
     "DDPM adds fresh noise each step (250 steps). "
-    "Autoguidance (a, shown as +AG after g; g at its default moves to 1) adds a second push beside guidance, "
+    f"Autoguidance (a, shown as +AG after g; g at its default moves to {AUTOGUIDED_GUIDANCE:g}) adds a second push beside guidance, "
     "away from the errors of a weaker guide model (a small, briefly trained one shipped as NAME-guide.pt beside "
     "the model): the items closest to real ones. "
     "Mixed classes combine by the mix method (x): compose, the "

@@ -40,11 +40,11 @@ class SettingKeys:
     def action_autoguidance(self) -> None:
         if not self.state.autoguidance and self.generator is not None and self.generator.guide is None:
             name = self.generator.path.name if self.generator.path else "this model"
-            self.say(f"no guide model for {name}: autoguidance needs one beside it (NAME-guide.pt)", "warning")
+            self.say(f"no guide model beside {name}: autoguidance stays off", "warning")
             return
         self.state.toggle_autoguidance()
         self._after_setting("guidance")
-        self.say(f"autoguidance {self.state.autoguidance:g}: items pushed away from the guide model's errors (a turns it off)"
+        self.say(f"autoguidance {self.state.autoguidance:g} at g {self.state.guidance:g}: closer to real items (a: off)"
                  if self.state.autoguidance else "autoguidance off: classifier-free guidance alone")
 
     def action_mix(self) -> None:
