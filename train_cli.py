@@ -1,6 +1,6 @@
 """Headless training: `fashion-train` / `python train_cli.py`.
 
-Maps flags onto TrainConfig, drives core.trainer.Trainer, shows a rich progress bar, and
+Maps flags onto TrainConfig, drives core.training.trainer.Trainer, shows a rich progress bar, and
 writes the run directory the TUI monitor reads. SIGINT/SIGTERM save a checkpoint first.
 
 Under torchrun (`torchrun --nproc_per_node=N train_cli.py ...`) every process runs this file;
@@ -20,7 +20,7 @@ from core.cpu import prefer_passive_openmp
 
 prefer_passive_openmp()  # before anything imports torch
 
-from core.config import DEFAULT_PRESET, PRESETS, TrainConfig
+from core.model.config import DEFAULT_PRESET, PRESETS, TrainConfig
 
 DUMP_WEIGHTS_ENV = "FASHION_TUI_DUMP_WEIGHTS_DIR"
 
@@ -80,8 +80,9 @@ def main(argv=None) -> int:
 
     from core.checkpoint import CheckpointError
     from core.data import DataError
-    from core.distributed import env_info, init_distributed, shutdown_distributed
-    from core.trainer import Trainer, TrainingError
+    from core.training.distributed import env_info, init_distributed, shutdown_distributed
+    from core.training.trainer import Trainer
+    from core.training.state import TrainingError
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -44,9 +44,10 @@ import json, sys, time
 marks = [("start", time.perf_counter())]
 def mark(name): marks.append((name, time.perf_counter()))
 import torch; mark("import torch")
-import core.sampling, core.export, core.checkpoint; mark("import the generation path (core)")
+import core.sampling.samplers, core.sampling.recipes, core.checkpoint; mark("import the generation path (core)")
 from core.checkpoint import build_denoiser, check_weights, default_checkpoint, file_hash, read_checkpoint
-from core.sampling import SampleRequest, sample
+from core.sampling.request import SampleRequest
+from core.sampling.samplers import sample
 path = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else default_checkpoint()
 data = read_checkpoint(path); mark("read the checkpoint (torch.load, weights only)")
 check_weights(data, "ema", path); mark("check its shapes (meta-device model)")
@@ -74,8 +75,8 @@ def write_seed_checkpoint(path: str) -> None:
     import torch
 
     from core.checkpoint import FORMAT_VERSION, KIND, atomic_save, config_dicts, model_state
-    from core.config import PRESETS
-    from core.model import Denoiser
+    from core.model.config import PRESETS
+    from core.model.denoiser import Denoiser
 
     preset = PRESETS["seed"]
     torch.manual_seed(0)
@@ -86,7 +87,7 @@ def write_seed_checkpoint(path: str) -> None:
 
 
 def main() -> None:
-    from core.config import DEFAULT_PRESET
+    from core.model.config import DEFAULT_PRESET
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--checkpoint", default=None)
@@ -104,10 +105,12 @@ def main() -> None:
     import torch
 
     from core.checkpoint import Generator, default_checkpoint, open_generator
-    from core.config import PRESETS
-    from core.diffusion import DiffusionObjective
-    from core.model import Denoiser
-    from core.sampling import DEFAULT_STEPS, SampleRequest, sample
+    from core.model.config import PRESETS
+    from core.model.diffusion import DiffusionObjective
+    from core.model.denoiser import Denoiser
+    from core.sampling.limits import DEFAULT_STEPS
+    from core.sampling.request import SampleRequest
+    from core.sampling.samplers import sample
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -165,7 +168,7 @@ def main() -> None:
                          f"{runs[1]:.2f} s (median of 3)"))
     torch.set_num_threads(threads)
     if generator.guide is not None:  # what autoguidance adds at the default settings, alternating A/B
-        from core.limits import AUTOGUIDANCE_ON
+        from core.sampling.limits import AUTOGUIDANCE_ON
 
         timings = {0.0: [], AUTOGUIDANCE_ON: []}
         for _ in range(5):
@@ -182,7 +185,7 @@ def main() -> None:
     if device.type == "cuda":
         rows.append(("peak CUDA memory", f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MB"))
     rows.append(("import torch", time_import("torch")))
-    rows.append(("import core.sampling (generation path, no torchvision)", time_import("core.sampling")))
+    rows.append(("import core.sampling.samplers (generation path, no torchvision)", time_import("core.sampling.samplers")))
     rows.append(("import tui.app (first frame path, no torch)", time_import("tui.app")))
     rows += startup_components(args.checkpoint)
 

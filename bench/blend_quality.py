@@ -75,8 +75,9 @@ def main() -> None:
     import torch
 
     from core.checkpoint import open_generator
-    from core.evaluate import load_classifier
-    from core.sampling import SampleRequest, sample
+    from core.evaluation.classifier import load_classifier
+    from core.sampling.request import SampleRequest
+    from core.sampling.samplers import sample
 
     generator = open_generator(args.checkpoint)
     autoguidance = args.autoguidance

@@ -14,7 +14,7 @@ features of generated and real test images, and its bias-corrected value (FD-inf
 
 Items use the seeds of `fashion-tui evaluate --seed S` (item i of class c: S + c*10^6 + i), so rows
 scored by the shipped classifier equal that command's; they are sampled 1,000 at a time
-(core.sampling.MAX_EVAL_BATCH; each item has its own noise generator, so batching changes only speed).
+(core.sampling.limits.MAX_EVAL_BATCH; each item has its own noise generator, so batching changes only speed).
 A config is sampler:steps:guidance[:seed[:lo-hi|all]], e.g. ddim:50:2::21-450 (default seed 0 and the
 default guidance interval); the default black level applies.
 
@@ -39,14 +39,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-import core.evaluation_cli as ecli
-import core.sampling as sampling
+import core.evaluation.cli as ecli
+import core.sampling.limits as limits
 from core.checkpoint import load_generator
 from core.data import load_split
-from core.sampling import parse_guidance_interval
-from core.evaluate import (MIN_ITEMS_FOR_INFINITY, EvaluationError, _accuracy_from_predictions, _forward_batched,
-                           extract_features, floors_from_features, frechet_distance, frechet_distance_infinity,
-                           load_classifier, real_floors)
+from core.sampling.request import parse_guidance_interval
+from core.evaluation.metrics import (
+    MIN_ITEMS_FOR_INFINITY, _accuracy_from_predictions, floors_from_features, frechet_distance,
+    frechet_distance_infinity, real_floors,
+)
+from core.evaluation.classifier import EvaluationError, _forward_batched, extract_features, load_classifier
 
 torch.backends.cuda.matmul.allow_tf32 = True
 torch.backends.cudnn.allow_tf32 = True
@@ -175,10 +177,10 @@ def main():
         sampler, steps, guidance, *rest = spec.split(":")
         seed = int(rest[0]) if rest and rest[0] else 0
         interval = (parse_guidance_interval(rest[1].replace("-", ":")) if len(rest) > 1
-                    else sampling.DEFAULT_GUIDANCE_INTERVAL)
+                    else limits.DEFAULT_GUIDANCE_INTERVAL)
         for path, generator in generators.items():
             start = time.perf_counter()
-            fn = ecli.make_sample_fn(generator, float(guidance), sampler, int(steps), seed, sampling.MAX_EVAL_BATCH, guidance_interval=interval)
+            fn = ecli.make_sample_fn(generator, float(guidance), sampler, int(steps), seed, limits.MAX_EVAL_BATCH, guidance_interval=interval)
             images = torch.cat([fn(c, n_per_class) for c in range(10)]).clamp(-1, 1)  # (10n,1,28,28)
             labels = torch.arange(10).repeat_interleave(n_per_class)
             seconds = time.perf_counter() - start

@@ -41,10 +41,12 @@ def main() -> None:
 
     from core.checkpoint import load_generator, read_checkpoint
     from core.classes import CLASS_NAMES, NUM_CLASSES
-    from core.evaluate import load_classifier, real_floors
-    from core.evaluation_cli import evaluate_checkpoint
-    from core.sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, parse_guidance_interval
-    from core.trainer import list_checkpoints
+    from core.evaluation.classifier import load_classifier
+    from core.evaluation.metrics import real_floors
+    from core.evaluation.cli import evaluate_checkpoint
+    from core.sampling.limits import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL
+    from core.sampling.request import parse_guidance_interval
+    from core.training.rundir import list_checkpoints
 
     interval = DEFAULT_GUIDANCE_INTERVAL if args.guidance_interval is None else parse_guidance_interval(args.guidance_interval)
 

@@ -4,8 +4,8 @@
         [--configs ddim:50:2,ddpm:250:2,ddim:50:2:all,dpm:20:1:-:4:0.5] [--out checkpoints/evaluation.json]
 
 A config is sampler:steps:guidance[:interval[:black[:autoguidance]]], interval lo-hi, "all" (guide
-at every step) or "-" (the default interval, core.sampling.DEFAULT_GUIDANCE_INTERVAL), black the
-black level (default core.sampling.DEFAULT_BLACK_LEVEL; 0 = raw model output), autoguidance the
+at every step) or "-" (the default interval, core.sampling.limits.DEFAULT_GUIDANCE_INTERVAL), black the
+black level (default core.sampling.limits.DEFAULT_BLACK_LEVEL; 0 = raw model output), autoguidance the
 weight w of the push away from the guide model (default 0; the guide is --guide, else the file
 beside the checkpoint). Each row is what
 `fashion-tui evaluate --sampler S --steps N --guidance G [--guidance-interval lo:hi|all] [--autoguidance W] --n-per-class K --seed 0`
@@ -39,9 +39,12 @@ def main() -> None:
 
     from core.checkpoint import open_generator
     from core.classes import CLASS_NAMES, NUM_CLASSES
-    from core.evaluate import load_classifier, real_floors
-    from core.evaluation_cli import evaluate_checkpoint
-    from core.sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, SampleRequest, parse_guidance_interval, sample
+    from core.evaluation.classifier import load_classifier
+    from core.evaluation.metrics import real_floors
+    from core.evaluation.cli import evaluate_checkpoint
+    from core.sampling.limits import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL
+    from core.sampling.request import SampleRequest, parse_guidance_interval
+    from core.sampling.samplers import sample
 
     generator = open_generator(args.checkpoint, guide=args.guide)
     classifier = load_classifier()

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from .config import DiffusionConfig, ModelConfig, as_dict
+from .model.config import DiffusionConfig, ModelConfig, as_dict
 from .files import atomic_write_bytes
-from .model import Denoiser
+from .model.denoiser import Denoiser
 
 KIND = "fashion-diffusion"
 FORMAT_VERSION = 1

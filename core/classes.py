@@ -43,7 +43,7 @@ _ALIASES: dict[str, int] = {
 
 MAX_WEIGHT = 1000.0  # larger raw weights are almost certainly typos
 
-# How a mix of classes becomes the model's prediction (core.mixing has the maths).
+# How a mix of classes becomes the model's prediction (core.model.mixing has the maths).
 MIX_METHODS: tuple[str, ...] = ("compose", "norm", "average", "compose-all")
 MIX_DESCRIPTIONS: dict[str, str] = {
     "compose": "guidance summed over the picked classes where it acts, norm elsewhere (crisp; ~1.25x the time of one class)",

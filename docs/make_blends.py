@@ -34,7 +34,8 @@ def main() -> None:
     from core.checkpoint import default_checkpoint, load_generator
     from core.classes import class_index
     from core.images import make_grid, save_png, to_pil
-    from core.sampling import SampleRequest, blend_weights, sample
+    from core.sampling.request import SampleRequest, blend_weights
+    from core.sampling.samplers import sample
 
     generator = load_generator(args.checkpoint or default_checkpoint())
     methods = args.methods.split(",")

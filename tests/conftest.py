@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from support import REPO, SHARED_DATA, make_fake_dataset, make_tiny_checkpoint, write_idx  # noqa: F401 (re-exported)
+from support import make_fake_dataset, make_tiny_checkpoint
 
 torch.set_num_threads(1)  # tests are small; leave the other core to whatever else runs
 

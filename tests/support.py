@@ -38,8 +38,8 @@ def make_fake_dataset(root: Path, n_train: int = 64, n_test: int = 20, seed: int
 def make_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     """An untrained tiny generator checkpoint (random weights, real format)."""
     from core.checkpoint import FORMAT_VERSION, KIND, atomic_save, config_dicts, model_state
-    from core.config import PRESETS
-    from core.model import Denoiser
+    from core.model.config import PRESETS
+    from core.model.denoiser import Denoiser
 
     preset = PRESETS["tiny"]
     torch.manual_seed(seed)
@@ -49,12 +49,12 @@ def make_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     return path
 
 
-# --- the evaluator's classifier, tiny and hand-made (tests/core/test_metrics, _classifier, _evaluate) ---
+# --- the evaluator's classifier, tiny and hand-made (tests/core/evaluation/) ---
 
 import pytest  # noqa: E402
 
 from core.classes import NUM_CLASSES  # noqa: E402
-from core.classifier import ClassifierConfig, FashionClassifier  # noqa: E402
+from core.evaluation.classifier import ClassifierConfig, FashionClassifier  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA_DIR / "FashionMNIST" / "raw").is_dir(), reason=f"no Fashion-MNIST at {DATA_DIR}")

@@ -4,6 +4,7 @@ the keys that work everywhere. Nothing here imports torch: the first frame comes
 
 from __future__ import annotations
 
+import importlib
 import threading
 from dataclasses import dataclass, field
 
@@ -11,14 +12,14 @@ from textual import events, on
 from textual.app import App
 from textual.binding import Binding
 
-from core.config import DEFAULT_PRESET
+from core.model.config import DEFAULT_PRESET
 
 from .commands import ActionsProvider
 from .messages import OpenCheckpoint
 from .screens.generate import GenerateScreen
 from .screens.help import HelpScreen
 from .screens.monitor import MonitorScreen
-from .state import DEFAULT_ITEMS, DEFAULT_SAMPLER
+from core.sampling.limits import DEFAULT_ITEMS, DEFAULT_SAMPLER
 from .widgets.too_small import too_small
 
 
@@ -109,7 +110,7 @@ def _import_torch_early() -> None:
     while the first frame waits on the terminal anyway, so the model is ready ~0.3 s sooner."""
     def work() -> None:
         try:
-            from . import jobs  # noqa: F401 (torch, core)
+            importlib.import_module("tui.jobs")  # torch and core, for the model worker
         except Exception:  # the model worker imports it again and reports what went wrong
             pass
 

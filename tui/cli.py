@@ -36,9 +36,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
-    from core.limits import (AUTOGUIDANCE_ON, AUTOGUIDANCE_RANGE, AUTOGUIDED_GUIDANCE, DEFAULT_BLACK_LEVEL,  # no torch
-                             DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE,
-                             MAX_BLACK_LEVEL, SAMPLERS)
+    from core.sampling.limits import (
+        AUTOGUIDANCE_ON, AUTOGUIDANCE_RANGE, AUTOGUIDED_GUIDANCE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE,
+        DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, SAMPLERS,
+    )
 
     lo, hi = DEFAULT_GUIDANCE_INTERVAL
     per_sampler = lambda table: ", ".join(f"{value:g} for {name}" for name, value in table.items())
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-dir", default="exports", help="where the app's exports go (default ./exports)")
     p.add_argument("--from-png", default=None, help="open the app with the recipe stored in an exported PNG")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder for trainings started from the monitor")
-    from core.config import DEFAULT_PRESET, PRESETS, TrainConfig  # plain dataclasses: no torch
+    from core.model.config import DEFAULT_PRESET, PRESETS, TrainConfig  # plain dataclasses: no torch
 
     p.add_argument("--train-preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
                    help=f"model for trainings started from the monitor (default {DEFAULT_PRESET}; fashion-train has every option)")
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="write PNGs without the app")
     g.add_argument("--class", dest="class_spec", required=True, help='class or mix, e.g. boot or "sneaker:0.7,boot:0.3"')
-    from core.limits import DEFAULT_ITEMS, MAX_EVAL_BATCH, MAX_ITEMS
+    from core.sampling.limits import DEFAULT_ITEMS, MAX_EVAL_BATCH, MAX_ITEMS
 
     g.add_argument("--n", type=int, default=DEFAULT_ITEMS, help=f"number of items, 1-{MAX_ITEMS} (default {DEFAULT_ITEMS})")
     g.add_argument("--seed", type=int, default=0, help="item i uses seed + i (default 0)")
@@ -126,9 +127,10 @@ def load_generator_or_fail(path: str | None, device: str, guide: str | None = No
 def cmd_generate(args) -> int:
     from core.classes import ClassSpecError, parse_class_spec
     from core.checkpoint import CheckpointError
-    from core.export import check_writable, export_items
+    from core.sampling.recipes import check_writable, export_items
     from core.images import MAX_SCALE, PALETTES, ExportError
-    from core.sampling import SampleRequest, SampleRequestError, check_guide, sample
+    from core.sampling.request import SampleRequest, SampleRequestError, check_guide
+    from core.sampling.samplers import sample
 
     try:
         weights = parse_class_spec(args.class_spec)
@@ -194,7 +196,7 @@ def cmd_info(args) -> int:
 def cmd_evaluate(args) -> int:
     from core.checkpoint import CheckpointError
     from core.data import DataError
-    from core.evaluation_cli import run_evaluation
+    from core.evaluation.cli import run_evaluation
 
     try:
         return run_evaluation(args, load_generator_or_fail)
@@ -231,10 +233,10 @@ def main(argv=None, fast_exit: bool = False) -> int:
 
 def _run(args) -> int:
     if args.command in ("generate", "evaluate"):  # the subcommands that sample; "LO:HI"/"all"/None -> interval
-        from core.limits import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL
-        from core.sampling import SampleRequestError, parse_guidance_interval
+        from core.sampling.limits import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL
+        from core.sampling.request import SampleRequestError, parse_guidance_interval
 
-        if args.guidance is None:  # autoguidance pushes items too: g starts lower with it (core.limits)
+        if args.guidance is None:  # autoguidance pushes items too: g starts lower with it (core.sampling.limits)
             args.guidance = AUTOGUIDED_GUIDANCE if args.autoguidance else DEFAULT_GUIDANCE[args.sampler]
 
         try:

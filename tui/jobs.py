@@ -15,12 +15,13 @@ import torch
 
 from core import checkpoint
 from core.checkpoint import Generator, find_by_hash, model_search_places
-from core.export import export_items, request_from_recipe
+from core.sampling.recipes import export_items, request_from_recipe
 from core.images import PALETTES, palette_lut, read_metadata, to_uint8
-from core.sampling import SampleRequest, SampleRequestError, SampleStep, blend_weights, sample_steps  # noqa: F401 (screens catch jobs.SampleRequestError)
+from core.sampling.request import SampleRequest, SampleRequestError, blend_weights  # noqa: F401 (screens catch jobs.SampleRequestError)
+from core.sampling.samplers import SampleStep, sample_steps
 
 # One sampler at a time: a cancelled run still finishing its step must not compete for the
-# CPU with the next one (guidance itself is per call in core.sampling).
+# CPU with the next one (guidance itself is per call in core.sampling.samplers).
 SAMPLING_LOCK = threading.Lock()
 
 

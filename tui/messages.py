@@ -48,7 +48,7 @@ class SampleProgress(Message):
 @dataclass
 class SampleDone(Message):
     job: int
-    request: Any  # core.sampling.SampleRequest
+    request: Any  # core.sampling.request.SampleRequest
     images: Any  # (n,1,28,28) tensor in [-1, 1]
     pixels: bytes
     seconds: float
@@ -77,7 +77,7 @@ class ExportFailed(Message):
 @dataclass
 class RecipeLoaded(Message):
     path: str
-    request: Any  # core.sampling.SampleRequest
+    request: Any  # core.sampling.request.SampleRequest
     index: int | None
     recipe: dict
     model: str | None  # the recipe's checkpoint, found by its hash, or None
@@ -101,7 +101,7 @@ class RunUpdate(Message):
 
 @dataclass
 class TrainingStarted(Message):
-    trainer: Any  # core.trainer.Trainer
+    trainer: Any  # core.training.trainer.Trainer
     run_dir: str
 
 

@@ -1,4 +1,4 @@
-"""Follow a run directory written by core.trainer (this process or another) by polling its files.
+"""Follow a run directory written by core.training.trainer (this process or another) by polling its files.
 
 Nothing here raises on a file that is missing, half-written, replaced or deleted: `poll()`
 always returns a snapshot, and `notes` say in words what was seen. No Textual, no torch
@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.rundir import CHECKPOINTS, METRICS, RUN_INFO, SAMPLE_PATTERN, SAMPLE_SCALE, SAMPLES, checkpoint_names
+from core.training.rundir import CHECKPOINTS, METRICS, RUN_INFO, SAMPLE_PATTERN, SAMPLE_SCALE, SAMPLES, checkpoint_names
 
 from .pixels import downscale_nearest
 

@@ -12,9 +12,10 @@ import random
 from dataclasses import dataclass, field
 
 from core.classes import DEFAULT_MIX, MIX_METHODS, NUM_CLASSES, SHORT_NAMES
-from core.limits import (  # noqa: F401 (re-exported for the widgets)
-    AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_ITEMS, DEFAULT_SAMPLER, DEFAULT_STEPS,
-    GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS, MIN_STEPS, SAMPLERS, describe_interval,
+from core.sampling.limits import (
+    AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL,
+    DEFAULT_ITEMS, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS,
+    MIN_STEPS, SAMPLERS,
 )
 
 SHARE_STEP = 5.0  # percent per +/- press
@@ -39,7 +40,7 @@ class GenerateState:
     seed_locked: bool = True  # unlocked: every generation rolls a new seed
     items: int = DEFAULT_ITEMS
     palette: str = "grey"
-    mix: str = DEFAULT_MIX  # how a multi-class mix becomes the prediction (core.mixing)
+    mix: str = DEFAULT_MIX  # how a multi-class mix becomes the prediction (core.model.mixing)
     autoguidance: float = 0.0  # w of the push away from the guide model; 0 = guidance alone
 
     # ------------------------------------------------------------ classes and shares
@@ -189,7 +190,7 @@ class GenerateState:
             self.items = smaller[-1] if smaller else 1
 
     def request_fields(self) -> dict:
-        """Keyword arguments for core.sampling.SampleRequest (the caller validates them)."""
+        """Keyword arguments for core.sampling.request.SampleRequest (the caller validates them)."""
         return {"class_weights": self.class_weights(), "n": self.items, "guidance": self.guidance,
                 "guidance_interval": self.guidance_interval, "black_level": self.black_level, "sampler": self.sampler, "steps": self.steps, "seed": self.seed,
                 "mix": self.mix, "autoguidance": self.autoguidance}

@@ -8,12 +8,11 @@ import pytest
 import torch
 
 from support import REPO, make_tiny_checkpoint
-from core.config import PRESETS
-from core.model import Denoiser
-from core.checkpoint import (
-    CheckpointError, atomic_save, export_generator, load_generator, read_checkpoint,
-)
-from core.sampling import SampleRequest, sample
+from core.model.config import PRESETS
+from core.model.denoiser import Denoiser
+from core.checkpoint import CheckpointError, atomic_save, export_generator, load_generator, read_checkpoint
+from core.sampling.request import SampleRequest
+from core.sampling.samplers import sample
 
 BOOT = [0.0] * 9 + [1.0]
 
@@ -133,7 +132,7 @@ def test_the_class_table_starts_as_nn_embedding_would(tmp_path):
 
 
 def test_config_defaults_are_the_default_preset():
-    from core.config import DEFAULT_PRESET, DiffusionConfig, ModelConfig
+    from core.model.config import DEFAULT_PRESET, DiffusionConfig, ModelConfig
 
     assert ModelConfig() == PRESETS[DEFAULT_PRESET].model and DiffusionConfig() == PRESETS[DEFAULT_PRESET].diffusion
     assert PRESETS["fast"].model.channels == (64, 96)  # the faster preset stays what its checkpoints say

@@ -17,7 +17,7 @@ from PIL import Image
 
 from core.checkpoint import DEFAULT_MODEL_NAME, default_checkpoint, load_generator
 from core.classes import CLASS_NAMES
-from core.evaluate import default_classifier_path, load_classifier, predict
+from core.evaluation.classifier import default_classifier_path, load_classifier, predict
 from core.images import read_metadata
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +59,8 @@ def test_generate_boots_from_anywhere_without_data(tmp_path):
 
 def test_the_shipped_guide_loads_beside_the_model_and_only_acts_when_asked():
     from core.checkpoint import guide_path_for, open_generator
-    from core.sampling import SampleRequest, sample
+    from core.sampling.request import SampleRequest
+    from core.sampling.samplers import sample
 
     generator = open_generator(None)
     guide = generator.guide

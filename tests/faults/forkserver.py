@@ -23,10 +23,10 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402,F401  the expensive imports, shared by every child
 import rich.console  # noqa: E402,F401
 import core.checkpoint  # noqa: E402,F401
-import core.evaluation_cli  # noqa: E402,F401
-import core.export  # noqa: E402,F401
-import core.sampling  # noqa: E402,F401
-import core.trainer  # noqa: E402,F401
+import core.evaluation.cli  # noqa: E402,F401
+import core.sampling.recipes  # noqa: E402,F401
+import core.sampling.samplers  # noqa: E402,F401
+import core.training.trainer  # noqa: E402,F401
 
 
 def exit_code(error: SystemExit) -> int:

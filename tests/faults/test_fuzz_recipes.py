@@ -14,9 +14,9 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image, PngImagePlugin
 
-from core.export import recipe, request_from_recipe
+from core.sampling.recipes import recipe, request_from_recipe
 from core.images import MAX_SCALE, METADATA_KEY, make_grid, read_metadata, save_png, to_pil
-from core.sampling import SampleRequest
+from core.sampling.request import SampleRequest
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

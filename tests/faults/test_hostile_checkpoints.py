@@ -132,7 +132,7 @@ def test_train_resume_refuses(files, marker, tmp_path, name, reason):
 def test_the_shipped_classifier_is_still_accepted(files, tmp_path):
     """The refusals above are not the loader refusing everything: the real files load."""
     from core.checkpoint import load_generator
-    from core.evaluate import load_classifier
+    from core.evaluation.classifier import load_classifier
 
     assert load_generator(files["good"]).model_config.channels == (16, 32)
     assert load_classifier(REPO / "checkpoints" / "classifier.pt").config.widths

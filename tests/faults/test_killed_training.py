@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from core.checkpoint import CheckpointError, read_checkpoint
-from core.config import TrainConfig
-from core.trainer import Trainer, list_checkpoints
+from core.model.config import TrainConfig
+from core.training.trainer import Trainer
+from core.training.rundir import list_checkpoints
 from faultkit import last_step, make_fake_dataset, read_metrics, start_training, stop_trainings, train_args, wait_for
 
 SEED = 20241125  # the kill moments come from random.Random(SEED): the same moments every run

@@ -15,8 +15,10 @@ import pytest
 import torch
 
 from core.checkpoint import read_checkpoint
-from core.config import TrainConfig
-from core.trainer import Trainer, TrainingError, list_checkpoints
+from core.model.config import TrainConfig
+from core.training.trainer import Trainer
+from core.training.state import TrainingError
+from core.training.rundir import list_checkpoints
 from faultkit import Exploit
 
 
@@ -105,7 +107,7 @@ def test_resume_says_which_checkpoint_it_skipped(fake_data_dir, run_with_hostile
 
 
 def test_resume_refuses_a_huge_architecture_before_building_it(tmp_path, fake_data_dir, monkeypatch):
-    import core.trainer
+    import core.training.trainer
 
     run = tmp_path / "run"
     Trainer(run, config(), preset="tiny", data_dir=fake_data_dir).run()
@@ -114,13 +116,13 @@ def test_resume_refuses_a_huge_architecture_before_building_it(tmp_path, fake_da
     for path in list_checkpoints(run):
         path.unlink()
     torch.save(state, run / "checkpoints/step-0000009.pt")
-    real = core.trainer.Denoiser
+    real = core.training.trainer.Denoiser
 
     def guarded(model_config, diffusion_config):
         if torch.empty(0).device.type != "meta" and max(model_config.channels) > 256:
             raise AssertionError(f"built a {model_config.channels} network from a checkpoint without checking it")
         return real(model_config, diffusion_config)
 
-    monkeypatch.setattr(core.trainer, "Denoiser", guarded)
+    monkeypatch.setattr(core.training.trainer, "Denoiser", guarded)
     with pytest.raises(TrainingError, match="step-0000009.pt"):
         Trainer(run, config(), data_dir=fake_data_dir, resume=True)

@@ -94,7 +94,7 @@ async def generated(pilot) -> None:
 
 @pytest.fixture
 def run_dir(tmp_path, tiny_checkpoint) -> Path:
-    """A run directory as core.trainer writes it, mid-training: 5 metric lines, a checkpoint, a sample grid."""
+    """A run directory as core.training.trainer writes it, mid-training: 5 metric lines, a checkpoint, a sample grid."""
     import shutil
 
     import torch

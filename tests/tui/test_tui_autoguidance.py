@@ -6,8 +6,9 @@ import torch
 
 from core.checkpoint import atomic_save, file_hash
 from core.images import read_metadata
-from core.limits import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE
-from core.sampling import SampleRequest, sample
+from core.sampling.limits import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE
+from core.sampling.request import SampleRequest
+from core.sampling.samplers import sample
 
 
 def _with_guide(tiny_checkpoint, tmp_path):

@@ -10,9 +10,10 @@ from PIL import Image
 from rich.color import Color
 
 from core.checkpoint import file_hash, load_generator
-from core.export import recipe
+from core.sampling.recipes import recipe
 from core.images import palette_lut, read_metadata, save_png, to_uint8
-from core.sampling import SampleRequest, sample
+from core.sampling.request import SampleRequest
+from core.sampling.samplers import sample
 from tui.pixels import HALF_BLOCK
 from tui.widgets.item_grid import ItemGrid
 

@@ -9,7 +9,8 @@ import torch
 
 import tui.jobs
 from core.checkpoint import load_generator
-from core.sampling import SampleRequest, sample
+from core.sampling.request import SampleRequest
+from core.sampling.samplers import sample
 
 
 def footer_text(app) -> str:

@@ -111,8 +111,9 @@ async def test_r_resumes_a_stopped_run_with_its_own_settings_and_says_when_nothi
                                                                                          helpers):
     import json
 
-    from core.config import TrainConfig
-    from core.trainer import Trainer, list_checkpoints
+    from core.model.config import TrainConfig
+    from core.training.trainer import Trainer
+    from core.training.rundir import list_checkpoints
 
     run = tmp_path / "runs" / "earlier"
     trained = TrainConfig(epochs=3, batch_size=16, log_every=1, checkpoint_every=2, sample_grid_per_class=0,

@@ -8,15 +8,14 @@ from hypothesis import strategies as st
 
 import core.classes
 import core.images
-import core.limits as limits
-import core.sampling
+import core.sampling.limits as limits
+import core.sampling.request
 from tui import state as tui_state
-from tui.screens.generate import PALETTE_NAMES
+from tui.screens.setting_keys import PALETTE_NAMES
 from tui.state import GenerateState, InputError
 
 
 def test_the_panel_the_checks_and_the_help_agree_on_every_limit(capsys):
-    from core import limits
     from tui.cli import build_parser
     from tui.widgets.controls import HINTS
 
@@ -28,11 +27,11 @@ def test_the_panel_the_checks_and_the_help_agree_on_every_limit(capsys):
         assert f"{low}-{high}" in hint
         set_value(high)  # the panel takes the edge the sampler takes, and refuses one past it
         field = next(iter(check))
-        core.sampling.SampleRequest([1.0] + [0.0] * 9, **{field: high}).validate()
+        core.sampling.request.SampleRequest([1.0] + [0.0] * 9, **{field: high}).validate()
         with pytest.raises(InputError):
             set_value(high + 1)
-        with pytest.raises(core.sampling.SampleRequestError):
-            core.sampling.SampleRequest([1.0] + [0.0] * 9, **{field: high + 1}).validate()
+        with pytest.raises(core.sampling.request.SampleRequestError):
+            core.sampling.request.SampleRequest([1.0] + [0.0] * 9, **{field: high + 1}).validate()
     assert "0-20" in HINTS["guidance"] and limits.GUIDANCE_RANGE == (0.0, 20.0)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["generate", "--help"])
@@ -133,7 +132,7 @@ def test_shares_of_picked_classes_always_sum_to_100(ops):
 
 
 def test_apply_request_mirrors_a_recipe():
-    request = core.sampling.SampleRequest([0, 0, 0, 0, 0, 0, 0, 0.7, 0, 0.3], n=9, guidance=3.5, sampler="ddpm",
+    request = core.sampling.request.SampleRequest([0, 0, 0, 0, 0, 0, 0, 0.7, 0, 0.3], n=9, guidance=3.5, sampler="ddpm",
                                           steps=20, seed=123, guidance_interval=None, black_level=0).validate()
     state = GenerateState(seed_locked=False)
     assert state.guidance_interval == (21, 400)
@@ -156,22 +155,22 @@ def test_black_level_takes_0_to_32_and_a_bad_value_changes_nothing():
         with pytest.raises(InputError, match="black level must be a whole number 0-32"):
             state.set_black_level(bad)
     assert state.black_level == 32
-    core.sampling.SampleRequest(**state.request_fields()).validate()  # what the row allows, the sampler takes
+    core.sampling.request.SampleRequest(**state.request_fields()).validate()  # what the row allows, the sampler takes
 
 
 def test_guidance_row_says_when_a_recipe_guides_other_steps():
     from tui.widgets.controls import guidance_scope
 
-    assert guidance_scope(tui_state.DEFAULT_GUIDANCE_INTERVAL) == ""
+    assert guidance_scope(limits.DEFAULT_GUIDANCE_INTERVAL) == ""
     assert guidance_scope(None) == " all"
     assert guidance_scope((100, 900)) == " 100-900"
     assert guidance_scope((0, 500)) == " 0-500"  # the default of earlier releases, kept by their PNG recipes
 
 
 def test_describe_interval_names_the_guided_steps():
-    assert tui_state.describe_interval(None) == "every step"
-    assert tui_state.describe_interval((0, 500)) == "t <= 500"
-    assert tui_state.describe_interval((21, 400)) == "21 <= t <= 400"
+    assert limits.describe_interval(None) == "every step"
+    assert limits.describe_interval((0, 500)) == "t <= 500"
+    assert limits.describe_interval((21, 400)) == "21 <= t <= 400"
 
 
 def test_toggle_guidance_scope_cycles_between_the_default_interval_and_every_step():
@@ -179,10 +178,10 @@ def test_toggle_guidance_scope_cycles_between_the_default_interval_and_every_ste
     state.toggle_guidance_scope()
     assert state.guidance_interval is None
     state.toggle_guidance_scope()
-    assert state.guidance_interval == tui_state.DEFAULT_GUIDANCE_INTERVAL
+    assert state.guidance_interval == limits.DEFAULT_GUIDANCE_INTERVAL
     state.guidance_interval = (100, 900)  # a reproduced recipe's own interval goes back to the default
     state.toggle_guidance_scope()
-    assert state.guidance_interval == tui_state.DEFAULT_GUIDANCE_INTERVAL
+    assert state.guidance_interval == limits.DEFAULT_GUIDANCE_INTERVAL
 
 
 def test_autoguidance_toggle_moves_default_guidance_and_keeps_a_set_one():

@@ -22,13 +22,14 @@ from core.classes import MIX_METHODS
 
 from ..messages import ModelFailed, ModelLoaded, PalettesLoaded, SampleDone, SampleProgress, SampleStopped
 from ..pixels import GREY_PALETTE
-from ..state import AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, GenerateState, InputError, describe_interval, item_captions
+from core.sampling.limits import AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, describe_interval
+from ..state import GenerateState, InputError, item_captions
 from ..widgets.controls import ClassControls
 from ..widgets.item_grid import ItemGrid
 from ..widgets.status_line import StatusLine
 from ..widgets.too_small import TooSmall
 from .recipes import SHIPPED_MODEL, ExportsAndRecipes, Pending, Result
-from .setting_keys import PALETTE_NAMES, SettingKeys  # noqa: F401 (PALETTE_NAMES: tests read it here)
+from .setting_keys import SettingKeys
 
 PREVIEW_INTERVAL = 0.1  # at most 10 preview repaints a second while sampling
 STEP_YIELD = 0.001  # seconds the sampler sleeps between steps, so the UI thread gets the GIL
@@ -260,7 +261,9 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
             else:
                 self.say(f"no model loaded: {self.model_error or 'open one with c'}", "error")
             return
-        from .. import jobs  # already imported by the model worker: no delay here
+        from core.sampling.request import SampleRequestError  # torch: loaded with the model already
+
+        from .. import jobs
 
         if request is None:
             try:
@@ -270,7 +273,7 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
                     fields["seed"] = self.state.seed
                     self.controls.refresh()
                 request = jobs.build_request(fields, blend)
-            except (InputError, jobs.SampleRequestError) as error:
+            except (InputError, SampleRequestError) as error:
                 self.say(str(error), "warning" if not live else "info")
                 return
         if self.sampling is not None:

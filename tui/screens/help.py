@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ..state import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, describe_interval
+from core.sampling.limits import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, describe_interval
 from ..widgets.controls import ClassControls
 from ..widgets.item_grid import ItemGrid
 from ..widgets.too_small import TooSmall

@@ -2,7 +2,7 @@
 pause or stop a training of its own.
 
 A thread worker polls the run directory (tui.runwatch) and posts RunUpdate snapshots that
-replace each other; another runs core.trainer.Trainer and posts when it starts and ends.
+replace each other; another runs core.training.trainer.Trainer and posts when it starts and ends.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class MonitorScreen(Screen):
         super().__init__()
         self.run_dir: Path | None = None
         self.snapshot: RunSnapshot | None = None
-        self.trainer = None  # core.trainer.Trainer while this app trains
+        self.trainer = None  # core.training.trainer.Trainer while this app trains
         self.training_dir: Path | None = None
 
     def compose(self) -> ComposeResult:
@@ -279,8 +279,8 @@ class MonitorScreen(Screen):
                 trainer.stop("app closed")
 
         try:
-            from core.config import TrainConfig
-            from core.trainer import Trainer
+            from core.model.config import TrainConfig
+            from core.training.trainer import Trainer
 
             from ..jobs import lower_thread_priority
 

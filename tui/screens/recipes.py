@@ -22,7 +22,7 @@ EXPORT_SCALE = 8  # exported PNGs: 28px items upscaled to 224px, nearest neighbo
 
 @dataclass
 class Result:
-    request: Any  # core.sampling.SampleRequest
+    request: Any  # core.sampling.request.SampleRequest
     images: Any  # (n,1,28,28) tensor
     generator: Any  # the model that made them (its hash goes into the recipe)
     blend: bool

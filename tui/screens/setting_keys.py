@@ -11,7 +11,8 @@ from __future__ import annotations
 from core.classes import MIX_DESCRIPTIONS
 
 from ..pixels import GREY_PALETTE
-from ..state import GUIDANCE_STEP, describe_interval
+from core.sampling.limits import describe_interval
+from ..state import GUIDANCE_STEP
 
 PALETTE_NAMES = ("grey", "inverted", "magma", "viridis", "ice")  # core.images.PALETTES, checked by a test
 

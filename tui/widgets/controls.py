@@ -16,8 +16,8 @@ from textual.widget import Widget
 
 from core.classes import NUM_CLASSES, SHORT_NAMES
 
-from ..state import (DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, GUIDANCE_RANGE, GUIDANCE_STEP, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS,
-                     MIN_STEPS, SHARE_STEP, GenerateState, InputError)
+from core.sampling.limits import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS, MIN_STEPS
+from ..state import GUIDANCE_STEP, SHARE_STEP, GenerateState, InputError
 
 SETTINGS = ("guidance", "mix", "sampler", "steps", "black", "seed", "items", "palette")
 ROWS = tuple(("class", i) for i in range(NUM_CLASSES)) + tuple(("setting", name) for name in SETTINGS)

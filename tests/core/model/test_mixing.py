@@ -3,12 +3,13 @@
 import pytest
 import torch
 
-from core import mixing
+from core.model import mixing
 from core.checkpoint import find_by_hash, file_hash
 from core.classes import DEFAULT_MIX, LEGACY_MIX, MIX_METHODS
-from core.export import recipe, request_from_recipe
-from core.model import CLASS_KEY
-from core.sampling import SampleRequest, SampleRequestError, blend_weights, sample
+from core.sampling.recipes import recipe, request_from_recipe
+from core.model.unet import CLASS_KEY
+from core.sampling.request import SampleRequest, SampleRequestError, blend_weights
+from core.sampling.samplers import sample
 
 BOOT = [0.0] * 9 + [1.0]
 SNEAKER_BOOT = [0.0] * 7 + [0.5, 0.0, 0.5]

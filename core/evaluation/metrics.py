@@ -17,8 +17,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from core.classes import NUM_CLASSES
-from core.data import load_split
+from ..classes import NUM_CLASSES
+from ..data import load_split
 
 from .classifier import EVAL_BATCH, EvaluationError, FashionClassifier, _check_images, extract_features, predict
 

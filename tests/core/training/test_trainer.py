@@ -6,8 +6,10 @@ import torch
 from PIL import Image
 
 from core.checkpoint import load_generator, read_checkpoint
-from core.config import TrainConfig
-from core.trainer import Trainer, TrainingError, list_checkpoints, lr_at
+from core.model.config import TrainConfig
+from core.training.trainer import Trainer, lr_at
+from core.training.state import TrainingError
+from core.training.rundir import list_checkpoints
 
 FIELDS = {"step", "epoch", "loss", "loss_smooth", "lr", "images_per_sec", "elapsed_sec", "eta_sec"}
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from .classes import LEGACY_MIX, describe_class_weights, format_class_weights
-from .images import ExportError, make_grid, save_png, to_pil, to_uint8, unique_path
-from .sampling import SampleRequest
+from ..classes import LEGACY_MIX, describe_class_weights, format_class_weights
+from ..images import ExportError, make_grid, save_png, to_pil, to_uint8, unique_path
+from .request import SampleRequest
 
 RECIPE_VERSION = 1
 

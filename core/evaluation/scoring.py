@@ -1,31 +1,23 @@
-"""Evaluating a generator: sample every class, score the items with the classifier's metrics,
-print the table; `python -m core.evaluate --train-classifier` trains the classifier.
-
-core.classifier holds the network and its file, core.metrics the pure measurements; both are
-re-exported here, where callers have always imported them from.
+"""Scoring a generator: sample every class, score the items with the classifier's metrics
+(core.evaluation.classifier holds the network, core.evaluation.metrics the pure measurements),
+and format the table.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
-import time
 from typing import Callable
 
 import torch
 
-from core.classes import CLASS_NAMES, NUM_CLASSES
+from ..classes import CLASS_NAMES, NUM_CLASSES
 
-from .classifier import (  # noqa: F401 (re-exported)
-    CHECKPOINT_KIND, EVAL_BATCH, FORMAT_VERSION, ClassifierConfig, EpochReport, EvaluationError, FashionClassifier,
-    _check_images, _device_of, _eval_mode, _forward_batched, default_classifier_path, extract_features, load_classifier,
-    predict, save_classifier, train_classifier,
+from .classifier import (
+    EVAL_BATCH, EvaluationError, FashionClassifier, _check_images, _forward_batched, extract_features,
 )
-from .metrics import (  # noqa: F401 (re-exported)
-    FLOOR_DRAWS, INFINITY_FRACTIONS, INFINITY_REPEATS, MIN_ITEMS_FOR_INFINITY, REAL_FLOOR_PER_CLASS,
-    _accuracy_from_predictions, _as_labels, _nan_to_none, _nanmean, balanced_draws, conditional_accuracy, diversity,
-    floors_from_features, frechet_distance, frechet_distance_infinity, real_floors,
+from .metrics import (
+    MIN_ITEMS_FOR_INFINITY, _accuracy_from_predictions, _as_labels, _nan_to_none, _nanmean, diversity,
+    frechet_distance, frechet_distance_infinity,
 )
 
 # Keys of evaluate_generator's result, in the order format_table reads them.
@@ -149,41 +141,3 @@ def format_table(result: dict) -> str:
     lines.append(f"diversity gen/real: {_cell(result.get('diversity_ratio'), '.2f')}"
                  + ("   (below 1 means less varied than real images)" if result.get("diversity_ratio") is not None else ""))
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------
-# python -m core.evaluate --train-classifier
-
-
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.evaluate", description="Train the evaluation classifier.")
-    parser.add_argument("--train-classifier", action="store_true", help="train and save the classifier")
-    parser.add_argument("--data-dir", default=None, help="folder holding FashionMNIST/raw/ (default: $FASHION_TUI_DATA or ./data)")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--out", default=str(default_classifier_path()))
-    args = parser.parse_args(argv)
-    if not args.train_classifier:
-        parser.print_help()
-        return 2
-    from core.data import DataError
-
-    def report(r: EpochReport) -> None:
-        print(f"epoch {r.epoch}/{r.epochs}  loss {r.loss:.4f}  train acc {100 * r.train_accuracy:.2f}%  "
-              f"test acc {100 * r.test_accuracy:.2f}%  ({r.seconds:.0f}s)", flush=True)
-
-    started = time.perf_counter()
-    try:
-        model, config, accuracy = train_classifier(args.data_dir, args.epochs, args.seed, report, batch_size=args.batch_size)
-        path = save_classifier(model, config, args.out, accuracy)
-    except (DataError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"test accuracy {100 * accuracy:.2f}% (fp16 weights) in {time.perf_counter() - started:.0f}s; "
-          f"saved {path} ({path.stat().st_size / 1e6:.2f} MB)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

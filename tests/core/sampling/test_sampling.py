@@ -2,10 +2,9 @@ import pytest
 import torch
 
 from core.checkpoint import load_generator
-from core.sampling import (
-    DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH, SampleRequest, SampleRequestError, blend_weights, eval_steps_for,
-    finish, make_sampler, parse_guidance_interval, sample, sample_steps,
-)
+from core.sampling.limits import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH
+from core.sampling.request import SampleRequest, SampleRequestError, blend_weights, parse_guidance_interval
+from core.sampling.samplers import eval_steps_for, finish, make_sampler, sample, sample_steps
 from core.images import to_uint8
 
 BOOT = [0.0] * 9 + [1.0]
@@ -230,8 +229,8 @@ def test_dpm_solver_is_ddim_at_first_order_and_differs_once_second_order(perturb
 
 
 def test_dpm_solver_second_order_step_matches_the_formula(perturbed):
-    from core.diffusion import make_predictor, make_schedule
-    from core.dpm_solver import DPMSolverModule
+    from core.model.diffusion import make_predictor, make_schedule
+    from core.sampling.dpm_solver import DPMSolverModule
 
     config = perturbed.diffusion_config
     schedule = make_schedule(config)
@@ -263,7 +262,7 @@ def test_dpm_solver_second_order_step_matches_the_formula(perturbed):
 
 
 def test_dpm_solver_restarts_at_first_order_across_a_guidance_edge(perturbed):
-    from core.sampling import _same_model
+    from core.sampling.samplers import _same_model
 
     view = perturbed.denoiser.with_guidance(2.0, (21, 400))
     same = _same_model(view)

@@ -9,11 +9,15 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import atomic_write_bytes
-from .classes import NUM_CLASSES
-from .data import SPLIT_SIZES, load_split
-from .evaluate import FLOOR_DRAWS, EvaluationError, evaluate_generator, format_table, load_classifier, real_floors
-from .sampling import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH, MAX_SEED, SampleRequest, SampleRequestError, check_guide, sample
+from ..files import atomic_write_bytes
+from ..classes import NUM_CLASSES
+from ..data import SPLIT_SIZES, load_split
+from .metrics import FLOOR_DRAWS, real_floors
+from .classifier import EvaluationError, load_classifier
+from .scoring import evaluate_generator, format_table
+from ..sampling.limits import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH, MAX_SEED
+from ..sampling.request import SampleRequest, SampleRequestError, check_guide
+from ..sampling.samplers import sample
 
 CLASS_SEED_STRIDE = 1_000_000  # item i of class c uses seed + c * CLASS_SEED_STRIDE + i
 # The floor draws as many real training images of each class as are generated: at most all of them.

@@ -1,11 +1,11 @@
 """The training loop. The CLI, the TUI monitor and the tests all drive this same code.
 
 Progress leaves through `on_event(TrainEvent)`; nothing here prints. It writes the run directory
-core.rundir describes: run.json (state running/finished/stopped/failed), metrics.jsonl, the newest
+core.training.rundir describes: run.json (state running/finished/stopped/failed), metrics.jsonl, the newest
 `keep_checkpoints` checkpoints, and a sample grid per epoch (EMA weights, DDIM 25, guidance 2);
-core.runfiles and core.train_state hold how each file is written and read back.
+core.training.runfiles and core.training.state hold how each file is written and read back.
 
-Under torchrun (world_size > 1, see core/distributed.py) every rank runs this loop on its own
+Under torchrun (world_size > 1, see core/training/distributed.py) every rank runs this loop on its own
 shard of each epoch with DistributedDataParallel around the objective; only rank 0 writes
 any of the above, and the ranks agree each step (one all-reduce) on the loss, NaNs and stops.
 """
@@ -25,17 +25,18 @@ from typing import IO, Callable, NoReturn
 
 import torch
 
-from . import distributed, train_ranks, train_state
-from .classes import NUM_CLASSES
-from .config import DEFAULT_PRESET, DiffusionConfig, ModelConfig, TrainConfig
-from .data import DeviceBatches
-from .device import pick_device  # noqa: F401 (callers have imported it from here)
-from .diffusion import DiffusionObjective
-from .model import Denoiser
+from ..classes import NUM_CLASSES
+from ..data import DeviceBatches
+from ..device import pick_device
+from ..model.config import DEFAULT_PRESET, DiffusionConfig, ModelConfig, TrainConfig
+from ..model.denoiser import Denoiser
+from ..model.diffusion import DiffusionObjective
+from . import distributed
+from . import ranks as train_ranks
+from . import state as train_state
 from .rundir import METRICS, RUN_INFO, SAMPLES, list_checkpoints, sample_name
 from .runfiles import draw_sample_grid, run_info, truncate_metrics, update_run_info
-from .runfiles import write_json  # noqa: F401 (a public name of this module)
-from .train_state import TrainingError
+from .state import RunSetup, TrainingError
 
 
 @dataclass
@@ -120,6 +121,7 @@ class Trainer:
             state, as_trained, self.run_dir, train_config, model_config, diffusion_config, preset)
         self.train_config, self.model_config, self.diffusion_config, self.preset = (
             train_config, model_config, diffusion_config, preset)
+        self.setup = RunSetup(preset, model_config, diffusion_config, train_config, self.device, rank, world_size)
 
         split = data if data is not None else train_ranks.load_train_split(
             data_dir, download, train_config.limit, world_size, self.local_rank, self.device)
@@ -143,7 +145,8 @@ class Trainer:
         self.step, self.wall_time_before = 0, 0.0
         self.loss_smooth: float | None = None
         if state is not None:
-            train_state.restore(self, state)
+            self.step, self.wall_time_before, self.loss_smooth = train_state.restore(
+                state, self.model, self.ema, self.optimizer, self.device)
         if world_size > 1 and rank > 0:
             # Ranks 1.. draw their own timesteps, noise and CFG drops (rank 0 keeps the single-process
             # stream, restored from the checkpoint on resume); seeded from (seed, rank, step), so a
@@ -170,7 +173,7 @@ class Trainer:
     def paused(self) -> bool:
         return not self._resume_allowed.is_set()
 
-    # ----------------------------------------------------------------- distributed hooks (core.train_ranks)
+    # ----------------------------------------------------------------- distributed hooks (core.training.ranks)
     def close(self) -> None:
         """Let go of the DistributedDataParallel wrapper before shutdown_distributed().
 
@@ -181,13 +184,14 @@ class Trainer:
             self.train_module = self.step_fn = None
             gc.collect()
 
-    # ----------------------------------------------------------------- checkpoints (core.train_state)
+    # ----------------------------------------------------------------- checkpoints (core.training.state)
     def dump_weights(self, folder: str | os.PathLike) -> Path:
         """This rank's model and EMA weights to folder/rank{r}.pt (debugging: compare ranks after a run)."""
-        return train_state.dump_weights(self, Path(folder))
+        return train_state.dump_weights(self.setup, self.model, self.ema, self.step, Path(folder))
 
     def checkpoint_state(self, epoch: int, images_into_epoch: int, elapsed: float) -> dict:
-        return train_state.capture(self, epoch, images_into_epoch, elapsed)
+        return train_state.capture(self.setup, self.model, self.ema, self.optimizer, self.step, self.loss_smooth,
+                                   epoch, images_into_epoch, elapsed)
 
     def save_checkpoint(self, epoch: int, images_into_epoch: int, elapsed: float) -> Path | None:
         if not self.is_main:
@@ -201,7 +205,7 @@ class Trainer:
         self.on_event(TrainEvent("checkpoint", self.step, epoch, {"path": str(path)}))
         return path
 
-    # ----------------------------------------------------------------- the run directory (core.runfiles)
+    # ----------------------------------------------------------------- the run directory (core.training.runfiles)
     def sample_grid(self, epoch: int) -> Path | None:
         """One row per class from the EMA weights (DDIM 25, guidance 2; classes c..c+4 from seed c,
         so each class keeps its noise from epoch to epoch).
@@ -226,7 +230,8 @@ class Trainer:
 
     def _write_run_info(self, state: str, **extra) -> None:
         if self.is_main:
-            update_run_info(self.run_dir / RUN_INFO, run_info(self, state, **extra))
+            update_run_info(self.run_dir / RUN_INFO, run_info(self.setup, state, self.batches.steps_per_epoch,
+                                                              self.total_steps, **extra))
 
     # ----------------------------------------------------------------- the loop
     def run(self) -> dict:

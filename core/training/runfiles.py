@@ -1,5 +1,5 @@
-"""What a training writes into its run directory besides checkpoints (core.rundir names the files;
-core.train_state writes the checkpoints): run.json's state, metrics.jsonl cut back to the step a
+"""What a training writes into its run directory besides checkpoints (core.training.rundir names the files;
+core.training.state writes the checkpoints): run.json's state, metrics.jsonl cut back to the step a
 run restarts from, and the per-epoch sample grid. Only rank 0 calls these.
 """
 
@@ -9,39 +9,36 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-from . import checkpoint as ckpt
-from .classes import NUM_CLASSES
-from .config import DiffusionConfig, ModelConfig, as_dict
-from .files import atomic_write_bytes
+from .. import checkpoint as ckpt
+from ..classes import NUM_CLASSES
+from ..files import atomic_write_bytes
+from ..model.config import DiffusionConfig, ModelConfig, as_dict
 from .rundir import SAMPLE_SCALE
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .state import RunSetup
 
 
 def write_json(path: Path, data: dict) -> None:
     atomic_write_bytes((json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), path)
 
 
-def run_info(trainer: Trainer, state: str, **extra) -> dict:
+def run_info(setup: RunSetup, state: str, steps_per_epoch: int, total_steps: int, **extra) -> dict:
     """What run.json says about a run now: its state ("running", "finished", "stopped", "failed"),
     where and how it trains, and extra (started, finished, error, ...)."""
     return {
         "state": state,
-        "preset": trainer.preset,
-        "device": str(trainer.device),
-        "world_size": trainer.world_size,
-        "global_batch": trainer.train_config.batch_size * trainer.world_size,
-        "steps_per_epoch": trainer.batches.steps_per_epoch,
-        "total_steps": trainer.total_steps,
-        "epochs": trainer.train_config.epochs,
-        "model_config": as_dict(trainer.model_config),
-        "diffusion_config": as_dict(trainer.diffusion_config),
-        "train_config": as_dict(trainer.train_config),
+        "preset": setup.preset,
+        "device": str(setup.device),
+        "world_size": setup.world_size,
+        "global_batch": setup.global_batch,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
+        "epochs": setup.train_config.epochs,
+        "model_config": as_dict(setup.model_config),
+        "diffusion_config": as_dict(setup.diffusion_config),
+        "train_config": as_dict(setup.train_config),
         "pid": os.getpid(),
         "updated": time.time(),
         **extra,
@@ -84,10 +81,11 @@ def draw_sample_grid(ema: torch.nn.Module, model_config: ModelConfig, diffusion_
     """One row of per_class images per class from the EMA weights (DDIM 25, guidance 2), written
     as a PNG x SAMPLE_SCALE with `text` in its text chunk.
 
-    Each call's items draw from their own seeds (core.sampling), never the global RNG, so a grid
+    Each call's items draw from their own seeds (core.sampling.samplers), never the global RNG, so a grid
     leaves the training's stream of timesteps and noise where it was."""
-    from .images import make_grid, save_png, to_pil
-    from .sampling import SampleRequest, sample
+    from ..images import make_grid, save_png, to_pil
+    from ..sampling.request import SampleRequest
+    from ..sampling.samplers import sample
 
     generator = ckpt.Generator(ema, model_config, diffusion_config, None, "training", {})
     chunks = []  # each (5 * per_class, 1, 28, 28) in [-1, 1]

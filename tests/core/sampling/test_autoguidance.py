@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from core.checkpoint import load_generator
-from core.model import CLASS_KEY
-from core.sampling import SampleRequest, SampleRequestError, sample
+from core.model.unet import CLASS_KEY
+from core.sampling.request import SampleRequest, SampleRequestError
+from core.sampling.samplers import sample
 
 BOOT = [0.0] * 9 + [1.0]
 SNEAKER_BOOT = [0.0] * 7 + [0.5, 0.0, 0.5]

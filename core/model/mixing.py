@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from .classes import MIX_METHODS
+from ..classes import MIX_METHODS
 
 
 def check_method(method: str) -> str:

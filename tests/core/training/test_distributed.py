@@ -18,12 +18,14 @@ import pytest
 import torch
 
 from support import REPO, make_fake_dataset
-from core import distributed
+from core.training import distributed
 from core.checkpoint import read_checkpoint
-from core.config import PRESETS, DiffusionConfig, TrainConfig
-from core.diffusion import DiffusionObjective
-from core.model import Denoiser
-from core.trainer import Trainer, TrainingError, list_checkpoints
+from core.model.config import PRESETS, DiffusionConfig, TrainConfig
+from core.model.diffusion import DiffusionObjective
+from core.model.denoiser import Denoiser
+from core.training.trainer import Trainer
+from core.training.state import TrainingError
+from core.training.rundir import list_checkpoints
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 TRAIN_ARGS = ["--preset", "tiny", "--limit", "256", "--batch-size", "16", "--device", "cpu", "--no-progress", "--log-every", "1"]
@@ -150,9 +152,10 @@ def test_nan_on_one_rank_stops_every_rank(data_dir, tmp_path):
     script.write_text(f"""
 import sys
 from pathlib import Path
-from core.config import TrainConfig
-from core.distributed import init_distributed, shutdown_distributed
-from core.trainer import Trainer, TrainingError
+from core.model.config import TrainConfig
+from core.training.distributed import init_distributed, shutdown_distributed
+from core.training.trainer import Trainer
+from core.training.state import TrainingError
 
 info = init_distributed("cpu")
 trainer = Trainer({str(tmp_path / 'run')!r}, TrainConfig(epochs=1, batch_size=16, limit=256, device="cpu", log_every=1,

@@ -1,4 +1,4 @@
-"""The trainer's side of a distributed run (core.distributed is the process group and its
+"""The trainer's side of a distributed run (core.training.distributed is the process group and its
 collectives): each rank's device, one dataset download per machine, DistributedDataParallel
 around the objective, and the one all-reduce per step through which the ranks agree.
 
@@ -13,8 +13,8 @@ import threading
 import torch
 
 from . import distributed
-from .data import load_split
-from .train_state import TrainingError
+from ..data import load_split
+from .state import TrainingError
 
 
 def rank_device(device: torch.device, world_size: int, local_rank: int) -> torch.device:
@@ -22,7 +22,7 @@ def rank_device(device: torch.device, world_size: int, local_rank: int) -> torch
     if world_size > 1:
         if not distributed.is_initialized():
             raise TrainingError("world_size > 1 needs a torch.distributed process group: launch with torchrun "
-                                "(train_cli.py calls core.distributed.init_distributed)")
+                                "(train_cli.py calls core.training.distributed.init_distributed)")
         if device.type == "mps":
             raise ValueError("distributed training does not support MPS; use --device cpu or CUDA GPUs")
         if device.type == "cuda":
@@ -44,7 +44,7 @@ def wrap(module: torch.nn.Module, device: torch.device, world_size: int) -> torc
     """DDP around the whole objective, so step_fn's forward (and so every gradient) goes through it.
 
     Every parameter gets a gradient in every step (the CFG null embedding enters through
-    torch.where even when no item is dropped; tests/core/test_distributed.py checks each
+    torch.where even when no item is dropped; tests/core/training/test_distributed.py checks each
     preset), so DDP needs no unused-parameter search; the only buffers are DDPModule's
     constant eval steps, so they are not re-broadcast each step.
     """

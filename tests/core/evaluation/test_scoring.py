@@ -1,4 +1,4 @@
-"""core.evaluate: scoring a generator end to end with a hand-made classifier."""
+"""core.evaluation.scoring: scoring a generator end to end with a hand-made classifier."""
 
 from __future__ import annotations
 
@@ -9,15 +9,9 @@ import pytest
 import torch
 
 from core.classes import CLASS_NAMES, NUM_CLASSES
-from core.evaluate import (
-    MIN_ITEMS_FOR_INFINITY,
-    RESULT_KEYS,
-    EvaluationError,
-    evaluate_generator,
-    extract_features,
-    format_table,
-    frechet_distance_infinity,
-)
+from core.evaluation.metrics import MIN_ITEMS_FOR_INFINITY, frechet_distance_infinity
+from core.evaluation.scoring import RESULT_KEYS, evaluate_generator, format_table
+from core.evaluation.classifier import EvaluationError, extract_features
 from support import images, tiny_classifier
 
 

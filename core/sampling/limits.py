@@ -1,5 +1,5 @@
 """What a sample request may ask for, and what it gets when it does not say: one table that the
-request's checks (core.sampling), the app's controls and hints (tui) and the command line's help
+request's checks (core.sampling.request), the app's controls and hints (tui) and the command line's help
 all read. No torch here: the app's first frame and `fashion-tui --help` import it.
 """
 

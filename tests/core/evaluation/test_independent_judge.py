@@ -14,8 +14,8 @@ import sys
 import torch
 
 from core.checkpoint import atomic_save, load_generator
-from core.evaluate import load_classifier
-from core.evaluation_cli import evaluate_checkpoint
+from core.evaluation.classifier import load_classifier
+from core.evaluation.cli import evaluate_checkpoint
 from support import REPO
 
 

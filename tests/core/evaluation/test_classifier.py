@@ -1,4 +1,4 @@
-"""core.classifier: its checkpoint round trip, the refusal of bad files, training, the shipped classifier on real data."""
+"""core.evaluation.classifier: its checkpoint round trip, the refusal of bad files, training, the shipped classifier on real data."""
 
 from __future__ import annotations
 
@@ -10,17 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.evaluate import (
-    EvaluationError,
-    conditional_accuracy,
-    default_classifier_path,
-    extract_features,
-    load_classifier,
-    real_floors,
-    save_classifier,
-    train_classifier,
+from core.evaluation.classifier import (
+    EvaluationError, default_classifier_path, extract_features, load_classifier, save_classifier, train_classifier,
 )
-from support import DATA_DIR, TINY, images, needs_data, tiny_classifier
+from core.evaluation.metrics import conditional_accuracy, real_floors
+from support import DATA_DIR, REPO, TINY, images, needs_data, tiny_classifier
 
 
 # --- checkpoint ---------------------------------------------------------------
@@ -50,7 +44,7 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_default_classifier_path():
-    assert default_classifier_path() == Path(__file__).resolve().parents[2] / "checkpoints" / "classifier.pt"
+    assert default_classifier_path() == REPO / "checkpoints" / "classifier.pt"
 
 
 class WritesMarker:

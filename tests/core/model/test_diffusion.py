@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from core.config import PRESETS, DiffusionConfig, ModelConfig
-from core.diffusion import DiffusionObjective, make_predictor, make_schedule
-from core.model import Denoiser, UNet, sinusoidal_features
+from core.model.config import PRESETS, DiffusionConfig, ModelConfig
+from core.model.diffusion import DiffusionObjective, make_predictor, make_schedule
+from core.model.denoiser import Denoiser
+from core.model.unet import UNet, sinusoidal_features
 
 TINY = PRESETS["tiny"]
 

@@ -11,31 +11,44 @@ A training checkpoint holds what a generator needs (core.checkpoint: the configs
     "loss_smooth", "wall_time_sec"
     "world_size", "global_batch"    how it was trained (not read back)
 
-The Trainer calls these (capture and restore read and set its attributes); core.trainer
-re-exports TrainingError.
+The trainer owns a RunSetup (how it trains) and hands it, with its weights, optimizer and
+counters, to capture(); restore() hands the counters back.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-from . import checkpoint as ckpt
+from .. import checkpoint as ckpt
 from . import distributed
-from .checkpoint import CheckpointError, atomic_save, read_checkpoint
-from .config import PRESETS, DiffusionConfig, ModelConfig, TrainConfig, as_dict
-from .config import from_dict as config_from_dict
+from ..checkpoint import CheckpointError, atomic_save, read_checkpoint
+from ..model.config import PRESETS, DiffusionConfig, ModelConfig, TrainConfig, as_dict
+from ..model.config import from_dict as config_from_dict
 from .rundir import CHECKPOINTS, checkpoint_name, list_checkpoints
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
-
 
 class TrainingError(RuntimeError):
     """Training cannot go on (NaN loss, bad resume); one line, says what was kept."""
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """How a run trains, as its checkpoints and run.json record it beside the weights."""
+
+    preset: str
+    model_config: ModelConfig
+    diffusion_config: DiffusionConfig
+    train_config: TrainConfig
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def global_batch(self) -> int:
+        """Images per optimizer step over all ranks."""
+        return self.train_config.batch_size * self.world_size
 
 
 def newest_resumable(run_dir: Path) -> tuple[dict, list[str]]:
@@ -140,49 +153,50 @@ def plan_position(state: dict | None, step: int, steps_per_epoch: int, global_ba
     return epoch, in_epoch, total_steps
 
 
-def capture(trainer: Trainer, epoch: int, images_into_epoch: int, elapsed: float) -> dict:
-    """The trainer's state now as a training checkpoint (the keys above), at `epoch` and
+def capture(setup: RunSetup, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            step: int, loss_smooth: float | None, epoch: int, images_into_epoch: int, elapsed: float) -> dict:
+    """A training checkpoint (the keys above) of these weights and counters, at `epoch` and
     `images_into_epoch`, after `elapsed` seconds of training in all."""
     rng = {"torch": torch.get_rng_state()}
-    if trainer.device.type == "cuda":
-        rng["cuda"] = torch.cuda.get_rng_state(trainer.device)
+    if setup.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(setup.device)
     return {
         "kind": ckpt.KIND,
         "format_version": ckpt.FORMAT_VERSION,
-        "preset": trainer.preset,
-        **ckpt.config_dicts(trainer.model_config, trainer.diffusion_config),
-        "train_config": as_dict(trainer.train_config),
-        "model": ckpt.model_state(trainer.model),
-        "ema": ckpt.model_state(trainer.ema),
-        "optimizer": trainer.optimizer.state_dict(),
-        "step": trainer.step,
+        "preset": setup.preset,
+        **ckpt.config_dicts(setup.model_config, setup.diffusion_config),
+        "train_config": as_dict(setup.train_config),
+        "model": ckpt.model_state(model),
+        "ema": ckpt.model_state(ema),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
         "epoch": epoch,
         "images_into_epoch": images_into_epoch,
-        "loss_smooth": trainer.loss_smooth,
+        "loss_smooth": loss_smooth,
         "rng": rng,
         "wall_time_sec": elapsed,
-        "world_size": trainer.world_size,
-        "global_batch": trainer.train_config.batch_size * trainer.world_size,
+        "world_size": setup.world_size,
+        "global_batch": setup.global_batch,
     }
 
 
-def restore(trainer: Trainer, state: dict) -> None:
-    """A checkpoint's weights, optimizer, counters and RNG into a trainer built from its configs
-    (the place in the epoch is plan_position's); a CUDA RNG state is ignored off the GPU."""
+def restore(state: dict, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            device: torch.device) -> tuple[int, float, float | None]:
+    """A checkpoint's weights, optimizer and RNG into a model, EMA and optimizer built from its
+    configs; (step, training seconds so far, smoothed loss). The place in the epoch is
+    plan_position's; a CUDA RNG state is ignored off the GPU."""
     try:
-        trainer.model.load_state_dict(state["model"])
-        trainer.ema.load_state_dict(state["ema"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
     except Exception as error:
         raise TrainingError(f"checkpoint does not fit this model: {str(error).splitlines()[0][:160]}") from None
-    trainer.step = int(state["step"])
-    trainer.wall_time_before = float(state.get("wall_time_sec", 0.0))
-    trainer.loss_smooth = state.get("loss_smooth")
     rng = state.get("rng", {})
     if "torch" in rng:
         torch.set_rng_state(rng["torch"])
-    if "cuda" in rng and trainer.device.type == "cuda":
-        torch.cuda.set_rng_state(rng["cuda"], trainer.device)
+    if "cuda" in rng and device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"], device)
+    return int(state["step"]), float(state.get("wall_time_sec", 0.0)), state.get("loss_smooth")
 
 
 def write_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
@@ -202,9 +216,9 @@ def write_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
     return path
 
 
-
-def dump_weights(trainer: Trainer, folder: Path) -> Path:
-    path = folder / f"rank{trainer.rank}.pt"
-    atomic_save({"rank": trainer.rank, "world_size": trainer.world_size, "step": trainer.step,
-                 "model": ckpt.model_state(trainer.model), "ema": ckpt.model_state(trainer.ema)}, path)
+def dump_weights(setup: RunSetup, model: torch.nn.Module, ema: torch.nn.Module, step: int, folder: Path) -> Path:
+    """This rank's live and EMA weights to folder/rank{r}.pt."""
+    path = folder / f"rank{setup.rank}.pt"
+    atomic_save({"rank": setup.rank, "world_size": setup.world_size, "step": step,
+                 "model": ckpt.model_state(model), "ema": ckpt.model_state(ema)}, path)
     return path

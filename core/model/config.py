@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 def from_dict(cls, data: dict):
     """A config dataclass from a checkpoint's plain dict: unknown keys refused, lists back to tuples
-    (the values' types and ranges are the caller's to check: core.checkpoint, core.classifier)."""
+    (the values' types and ranges are the caller's to check: core.checkpoint, core.evaluation.classifier)."""
     if not isinstance(data, dict):
         raise ValueError(f"config is a {type(data).__name__}, not a dict")
     fields = {f.name: f for f in dataclasses.fields(cls)}

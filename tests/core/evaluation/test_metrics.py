@@ -1,4 +1,4 @@
-"""core.metrics against closed forms: Frechet distance (and its bias-free extrapolation), accuracy, diversity, the real floors."""
+"""core.evaluation.metrics against closed forms: Frechet distance (and its bias-free extrapolation), accuracy, diversity, the real floors."""
 
 from __future__ import annotations
 
@@ -8,16 +8,10 @@ import pytest
 import torch
 
 from core.classes import NUM_CLASSES
-from core.evaluate import (
-    EvaluationError,
-    conditional_accuracy,
-    diversity,
-    frechet_distance,
-    frechet_distance_infinity,
-    balanced_draws,
-    floors_from_features,
-    FLOOR_DRAWS,
-    REAL_FLOOR_PER_CLASS,
+from core.evaluation.classifier import EvaluationError
+from core.evaluation.metrics import (
+    conditional_accuracy, diversity, frechet_distance, frechet_distance_infinity, balanced_draws,
+    floors_from_features, FLOOR_DRAWS, REAL_FLOOR_PER_CLASS,
 )
 from support import PixelCodeClassifier, coded_images, images, tiny_classifier
 

@@ -1,0 +1,147 @@
+"""The sample request: everything that determines the pixels (the recipe in every exported PNG),
+checked against core.sampling.limits before any model runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+
+from ..classes import DEFAULT_MIX, NUM_CLASSES, ClassSpecError, normalise_weights
+from ..model.mixing import check_method
+from .limits import (
+    AUTOGUIDANCE_RANGE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_ITEMS, DEFAULT_SAMPLER,
+    DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS, MIN_STEPS, SAMPLERS,
+)
+
+
+class SampleRequestError(ValueError):
+    """A generation parameter is out of range; the message is one line."""
+
+
+@dataclass
+class SampleRequest:
+    """Everything that determines the pixels (the "recipe" stored in every exported PNG)."""
+
+    class_weights: list[float]  # 10 weights summing to 1, or rows: one per item
+    n: int = DEFAULT_ITEMS
+    guidance: float | None = None  # g in (1+g)*cond - g*uncond; 0 = no guidance; None -> DEFAULT_GUIDANCE[sampler]
+    sampler: str = DEFAULT_SAMPLER
+    steps: int | None = None  # None -> DEFAULT_STEPS[sampler]
+    seed: int = 0
+    shared_noise: bool = False  # every item uses seed (not seed + i): blend strips
+    per_item_weights: list[list[float]] | None = None  # overrides class_weights per item
+    guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL  # guide at lo <= t <= hi; None = every t
+    black_level: int = DEFAULT_BLACK_LEVEL  # final pixels <= this (of 255) become 0; 0 = raw output
+    mix: str = DEFAULT_MIX  # how a multi-class row becomes the prediction (core.model.mixing)
+    autoguidance: float = 0.0  # w: push away from the generator's guide model where guidance acts; 0 = CFG alone
+
+    def resolved_steps(self) -> int:
+        return self.steps if self.steps is not None else DEFAULT_STEPS.get(self.sampler, DEFAULT_STEPS[DEFAULT_SAMPLER])
+
+    def validate(self, max_items: int = MAX_ITEMS) -> "SampleRequest":
+        try:
+            check_method(self.mix)
+        except ValueError as error:
+            raise SampleRequestError(str(error)) from None
+        if self.sampler not in SAMPLERS:
+            raise SampleRequestError(f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= max_items:
+            raise SampleRequestError(f"number of items must be 1-{max_items}, not {self.n!r}")
+        if self.guidance is None:
+            self.guidance = DEFAULT_GUIDANCE[self.sampler]
+        steps = self.resolved_steps()
+        if isinstance(steps, bool) or not isinstance(steps, int) or not MIN_STEPS <= steps <= MAX_STEPS:
+            raise SampleRequestError(f"steps must be {MIN_STEPS}-{MAX_STEPS}, not {steps!r}")
+        g = self.guidance
+        if not isinstance(g, (int, float)) or not math.isfinite(g) or not GUIDANCE_RANGE[0] <= g <= GUIDANCE_RANGE[1]:
+            raise SampleRequestError(f"guidance must be between {GUIDANCE_RANGE[0]:g} and {GUIDANCE_RANGE[1]:g}, not {g!r}")
+        self.guidance_interval = _check_interval(self.guidance_interval)
+        w = self.autoguidance
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or not AUTOGUIDANCE_RANGE[0] <= w <= AUTOGUIDANCE_RANGE[1]:
+            raise SampleRequestError(f"autoguidance must be between {AUTOGUIDANCE_RANGE[0]:g} and {AUTOGUIDANCE_RANGE[1]:g}, not {w!r}")
+        level = self.black_level
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= MAX_BLACK_LEVEL:
+            raise SampleRequestError(f"black level must be a whole number 0-{MAX_BLACK_LEVEL}, not {level!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise SampleRequestError(f"seed must be a whole number 0-{MAX_SEED}, not {self.seed!r}")
+        try:
+            self.class_weights = _renormalise(self.class_weights)
+            if self.per_item_weights is not None:
+                if len(self.per_item_weights) != self.n:
+                    raise SampleRequestError(f"per-item weights give {len(self.per_item_weights)} rows for {self.n} items")
+                self.per_item_weights = [_renormalise(row) for row in self.per_item_weights]
+        except ClassSpecError as error:
+            raise SampleRequestError(str(error)) from None
+        return self
+
+    def weight_matrix(self) -> torch.Tensor:
+        """(n, 10) class weights."""
+        rows = self.per_item_weights or [self.class_weights] * self.n
+        return torch.tensor(rows, dtype=torch.float32)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["steps"] = self.resolved_steps()
+        return data
+
+
+def _check_interval(interval) -> tuple[int, int] | None:
+    if interval is None:
+        return None
+    try:
+        lo, hi = interval
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in (lo, hi)):
+            raise TypeError
+    except (TypeError, ValueError):
+        raise SampleRequestError(f"guidance interval must be two whole steps lo:hi, not {interval!r}") from None
+    if not 0 <= lo <= hi < MAX_STEPS:
+        raise SampleRequestError(f"guidance interval must satisfy 0 <= lo <= hi <= {MAX_STEPS - 1}, not {lo}:{hi}")
+    return (lo, hi)
+
+
+def parse_guidance_interval(text: str) -> tuple[int, int] | None:
+    """'0:600' -> (0, 600); 'all' -> None (guide at every step). SampleRequestError otherwise."""
+    text = text.strip().lower()
+    if text in ("all", "full", "none"):
+        return None
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        interval = (int(parts[0]), int(parts[1]))
+    except ValueError:
+        raise SampleRequestError(f"guidance interval must be lo:hi (e.g. 0:600) or 'all', not {text!r}") from None
+    return _check_interval(interval)
+
+
+def _renormalise(weights: Sequence[float]) -> list[float]:
+    if len(weights) != NUM_CLASSES:
+        raise ClassSpecError(f"expected {NUM_CLASSES} class weights, got {len(weights)}")
+    try:
+        values = {i: float(w) for i, w in enumerate(weights)}
+    except (TypeError, ValueError):
+        raise ClassSpecError("class weights must be numbers") from None
+    return normalise_weights(values)
+
+
+def check_guide(generator, autoguidance: float) -> None:
+    """SampleRequestError (one line) when autoguidance is asked of a generator without a guide."""
+    if autoguidance and getattr(generator, "guide", None) is None:
+        raise SampleRequestError("autoguidance needs a guide model, and this generator has none "
+                                 "(a NAME-guide.pt beside NAME.pt); set autoguidance to 0")
+
+
+def blend_weights(first: int, second: int, count: int) -> list[list[float]]:
+    """Rows stepping from 100% `first` to 100% `second` (the seed's sneaker + boot experiment)."""
+    rows = []
+    for i in range(count):
+        share = i / (count - 1) if count > 1 else 0.0
+        row = [0.0] * NUM_CLASSES
+        row[first] += 1.0 - share
+        row[second] += share
+        rows.append(row)
+    return rows

@@ -1,0 +1,9 @@
+"""Training: the loop and everything it writes.
+
+  rundir      -> the run directory's layout, read by the monitor too (no torch)
+  distributed -> the torch.distributed process group and its collectives
+  state       -> the trainer's state in a checkpoint: resume, restore, write
+  runfiles    -> run.json, metrics.jsonl and the per-epoch sample grid
+  ranks       -> the trainer's side of a distributed run
+  trainer     -> the training loop (CLI, TUI and tests drive the same code)
+"""
