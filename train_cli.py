@@ -20,6 +20,7 @@ from core.cpu import prefer_passive_openmp
 
 prefer_passive_openmp()  # before anything imports torch
 
+from core.device import PRECISIONS
 from core.model.config import DEFAULT_PRESET, PRESETS, TrainConfig
 
 DUMP_WEIGHTS_ENV = "FASHION_TUI_DUMP_WEIGHTS_DIR"
@@ -45,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its newest checkpoint")
     p.add_argument("--limit", type=int, default=None, help="train on the first N images (smoke runs)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps in total")
-    p.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the training step (default: where it pays, a run of 3 epochs or more with a "
+                        "working compiler; a failed compilation falls back to eager after one line)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto (default: bf16 autocast where the device computes bf16 natively, else fp32), bf16 or fp32")
     p.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every, help="steps between checkpoints (also one per epoch)")
     p.add_argument("--keep", type=int, default=TrainConfig.keep_checkpoints, help="how many checkpoints to keep")
     p.add_argument("--log-every", type=int, default=TrainConfig.log_every, help="steps between metrics.jsonl lines")
@@ -98,7 +103,7 @@ def main(argv=None) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
         ema_decay=args.ema_decay, seed=args.seed, limit=args.limit, checkpoint_every=args.checkpoint_every,
         keep_checkpoints=args.keep, log_every=args.log_every, device=args.device, compile=args.compile,
-        max_steps=args.max_steps,
+        precision=args.precision, max_steps=args.max_steps,
     )
     progress = Progress(
         TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
@@ -117,6 +122,10 @@ def main(argv=None) -> int:
             console.print(f"training on {d['device']} ({d['parameters'] / 1e6:.2f}M parameters), "
                           f"global batch {d['global_batch']} = {d['global_batch'] // max(1, d['world_size'])} x {d['world_size']} process(es), "
                           f"{d['steps_per_epoch']} steps/epoch, run dir {d['run_dir']}")
+            console.print(f"precision {d['precision']} ({d['precision_reason']}); torch.compile {d['compile']}",
+                          markup=False, highlight=False)
+        elif event.kind == "notice":
+            console.print(f"fashion-train: note: {d['message']}", markup=False, highlight=False)
         elif event.kind == "log":
             progress.update(task, completed=d["step"], epoch=f"{d['epoch']:.2f}", loss=f"{d['loss_smooth']:.4f}", rate=f"{d['images_per_sec']:.0f}")
             if args.no_progress and d["step"] % (args.log_every * 10) == 0:

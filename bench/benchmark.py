@@ -3,9 +3,11 @@
     python bench/benchmark.py [--checkpoint PATH] [--threads N] [--train-steps 20]
     python bench/benchmark.py --write-seed-checkpoint PATH   # an untrained `seed` model, for timing the original way
 
-Figures: training images/s (default preset, batch 128, synthetic batches: the data path is a
-tensor index), time to sample 16 guided items with each sampler at its defaults (DPM-Solver++ 20,
-DDIM 50, DDPM 250) on all threads and on one (as the app samples), peak resident memory, and
+Figures: which precision `auto` picks here and why; training images/s of the trainer's step (default
+preset, batch 128, synthetic batches: the data path is a tensor index) in fp32 as it was (a loss
+read per step, for-loop AdamW), fp32, bf16 and compiled bf16, side by side with their ratios;
+16 guided items with DPM-Solver++ 20 in fp32 and bf16 on all threads and on one (as the app
+samples), and with DDIM 50 and DDPM 250 at auto's precision; peak resident memory, and
 each start-up cost of `fashion-tui generate`, measured in a fresh process: importing torch and
 the generation path, reading the checkpoint, checking its shapes, building the model, hashing
 the file, and the first sampling call.
@@ -70,6 +72,57 @@ def startup_components(checkpoint: str | None) -> list[tuple[str, str]]:
     return [(f"start-up: {name}", f"{seconds:.2f} s") for name, seconds in json.loads(out.stdout.strip().splitlines()[-1])]
 
 
+def train_rate(preset, device, precision: str, compiled: bool, before: bool, steps: int) -> tuple[float, float]:
+    """(images/s of the trainer's step on synthetic batch-128 data, seconds spent compiling).
+
+    before: the step as it was, for the ratio the targets are measured against: fp32, the loss
+    read back after every step, and AdamW's default for-loop implementation."""
+    import torch
+
+    from core.model.config import TrainConfig
+    from core.model.denoiser import Denoiser
+    from core.model.diffusion import DiffusionObjective
+    from core.training.step import LossTally, StepRunner, make_optimizer, update_ema
+
+    torch.manual_seed(0)
+    model = Denoiser(preset.model, preset.diffusion).to(device).train()
+    ema = Denoiser(preset.model, preset.diffusion).to(device).eval().requires_grad_(False)
+    objective = DiffusionObjective(model, preset.diffusion).to(device)
+    optimizer = (torch.optim.AdamW(model.parameters(), 1e-3, foreach=False) if before
+                 else make_optimizer(model, 1e-3, 0.0))
+    runner = StepRunner(objective, TrainConfig(batch_size=128, compile=compiled), precision, device,
+                        notice=print, images_to_train=10**9)
+    tally = LossTally(device, None)
+    x = torch.rand(128, 1, 28, 28, device=device) * 2 - 1
+    weights = torch.nn.functional.one_hot(torch.randint(0, 10, (128,)), 10).float().to(device)
+    parameters = list(model.parameters())
+
+    def train_step(i: int) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = runner(x, weights, parameters)
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        update_ema(ema, model, 0.999)
+        if before:
+            float(loss)
+        else:
+            tally.add(loss, grad_norm, i)
+
+    start = time.perf_counter()
+    for i in range(3):
+        train_step(i)
+    compile_seconds = time.perf_counter() - start
+    packed = tally.packed().tolist()  # the read a log record makes
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for i in range(steps):
+        train_step(i)
+    packed = tally.packed().tolist()
+    del packed
+    return 128 * steps / (time.perf_counter() - start), compile_seconds
+
+
 def write_seed_checkpoint(path: str) -> None:
     """An untrained `seed`-preset generator: the original design's model size, for timing it."""
     import torch
@@ -97,6 +150,8 @@ def main() -> None:
     parser.add_argument("--preset", default=DEFAULT_PRESET)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--write-seed-checkpoint", default=None, metavar="PATH")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="skip the compiled training row (compiling takes a minute or two on a CPU)")
     args = parser.parse_args()
     if args.write_seed_checkpoint:
         write_seed_checkpoint(args.write_seed_checkpoint)
@@ -105,8 +160,8 @@ def main() -> None:
     import torch
 
     from core.checkpoint import Generator, default_checkpoint, open_generator
+    from core.device import resolve_precision
     from core.model.config import PRESETS
-    from core.model.diffusion import DiffusionObjective
     from core.model.denoiser import Denoiser
     from core.sampling.limits import DEFAULT_STEPS
     from core.sampling.request import SampleRequest
@@ -115,34 +170,21 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    rows = []
+    precision, why = resolve_precision("auto", device)
+    rows = [("precision auto chooses here", f"{precision} ({why})")]
     preset = PRESETS[args.preset]
     model = Denoiser(preset.model, preset.diffusion).to(device)
-    objective = DiffusionObjective(model, preset.diffusion)
-    optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
-    x = torch.rand(128, 1, 28, 28, device=device) * 2 - 1
-    weights = torch.nn.functional.one_hot(torch.randint(0, 10, (128,)), 10).float().to(device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-
-    def train_step():
-        with autocast:
-            loss = objective(x, weights)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    for _ in range(3):
-        train_step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(args.train_steps):
-        train_step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    rate = 128 * args.train_steps / (time.perf_counter() - start)
     params = sum(p.numel() for p in model.parameters())
-    rows.append((f"train images/s ({args.preset}, {params / 1e6:.2f}M params, batch 128, {torch.get_num_threads()} threads)", f"{rate:.0f}"))
+    modes = [("fp32", False, True), ("fp32", False, False), ("bf16", False, False)]
+    modes += [("bf16", True, False)] if args.compile else []
+    rates = {}
+    for mode in modes:
+        rate, compile_seconds = train_rate(preset, device, *mode, steps=args.train_steps)
+        rates[mode] = rate
+        name = f"{mode[0]}, {'compiled' if mode[1] else 'eager'}" + (", before: a loss read per step, for-loop AdamW" if mode[2] else "")
+        extra = f" (compiling took {compile_seconds:.0f} s)" if mode[1] else ""
+        rows.append((f"train images/s ({args.preset}, {params / 1e6:.2f}M params, batch 128, {torch.get_num_threads()} threads): {name}",
+                     f"{rate:.0f} = {rate / rates[modes[0]]:.2f}x{extra}"))
 
     path = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     if path.exists():
@@ -154,18 +196,30 @@ def main() -> None:
         label = "random weights"
     boot = [0.0] * 9 + [1.0]
     threads = torch.get_num_threads()
-    for sampler, steps in DEFAULT_STEPS.items():
-        for count in sorted({threads, 1}, reverse=True):
-            torch.set_num_threads(count)
-            sample(generator, SampleRequest(boot, n=16, sampler=sampler, steps=min(steps, 5)))  # warm-up
-            runs = []
-            for _ in range(3):
+    for count in sorted({threads, 1}, reverse=True):  # the default sampler in each precision, alternating
+        torch.set_num_threads(count)
+        timings = {"fp32": [], "bf16": []}
+        for p in timings:
+            sample(generator, SampleRequest(boot, n=16, steps=3, precision=p))  # warm-up
+        for _ in range(5):
+            for p in timings:
                 start = time.perf_counter()
-                sample(generator, SampleRequest(boot, n=16, sampler=sampler, steps=steps))  # guidance alone
-                runs.append(time.perf_counter() - start)
-            runs.sort()
-            rows.append((f"16 items, {sampler.upper()} {steps}, default guidance ({label}, {count} thread{'s' * (count > 1)})",
-                         f"{runs[1]:.2f} s (median of 3)"))
+                sample(generator, SampleRequest(boot, n=16, precision=p))
+                timings[p].append(time.perf_counter() - start)
+        fp32, bf16 = (sorted(timings[p])[2] for p in timings)
+        rows.append((f"16 items, DPM {DEFAULT_STEPS['dpm']}, default guidance ({label}, {count} thread{'s' * (count > 1)})",
+                     f"fp32 {fp32:.2f} s, bf16 {bf16:.2f} s: {fp32 / bf16:.2f}x (medians of 5, alternating)"))
+    torch.set_num_threads(threads)
+    for sampler in ("ddim", "ddpm"):
+        steps = DEFAULT_STEPS[sampler]
+        sample(generator, SampleRequest(boot, n=16, sampler=sampler, steps=3))  # warm-up
+        runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            sample(generator, SampleRequest(boot, n=16, sampler=sampler, steps=steps))
+            runs.append(time.perf_counter() - start)
+        rows.append((f"16 items, {sampler.upper()} {steps}, default guidance ({label}, {threads} threads, {precision})",
+                     f"{sorted(runs)[1]:.2f} s (median of 3)"))
     torch.set_num_threads(threads)
     if generator.guide is not None:  # what autoguidance adds at the default settings, alternating A/B
         from core.sampling.limits import AUTOGUIDANCE_ON

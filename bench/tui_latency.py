@@ -1,6 +1,6 @@
 """How responsive the app is: time to first frame, and key-to-repaint latency while a generation runs.
 
-    python bench/tui_latency.py [--checkpoint P] [--presses 20] [--items 64] [--steps 1000]
+    python bench/tui_latency.py [--checkpoint P] [--presses 20] [--items 64] [--steps 1000] [--precision fp32]
 
 Runs the real app (`python -m tui.cli`) in a pseudo-terminal at 80x24, as a user over SSH would,
 and reads what it writes:
@@ -157,11 +157,12 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=64)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--launches", type=int, default=3, help="first frame: median of this many starts")
+    parser.add_argument("--precision", default="auto", help="the app's --precision (fp32 times it as it was)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = pick_checkpoint(args.checkpoint, Path(folder))
-        argv = [sys.executable, "-m", "tui.cli", "--checkpoint", checkpoint, "--export-dir", folder]
+        argv = [sys.executable, "-m", "tui.cli", "--checkpoint", checkpoint, "--export-dir", folder, "--precision", args.precision]
         first_frames = []
         for _ in range(args.launches - 1):
             term = Terminal(argv)

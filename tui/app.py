@@ -28,6 +28,7 @@ class AppOptions:
     checkpoint: str | None = None  # None: the shipped model
     run_dir: str | None = None  # open the monitor on this run directory
     device: str = "cpu"
+    precision: str = "auto"  # "auto", "bf16" or "fp32" for the app's own requests (a recipe keeps its own)
     export_dir: str = "exports"
     from_png: str | None = None  # reproduce this PNG's recipe at start
     data_dir: str | None = None  # Fashion-MNIST for trainings started from the monitor
@@ -41,7 +42,8 @@ class AppOptions:
 
     @classmethod
     def from_args(cls, args) -> "AppOptions":
-        return cls(checkpoint=args.checkpoint, run_dir=args.run_dir, device=args.device, export_dir=args.export_dir,
+        return cls(checkpoint=args.checkpoint, run_dir=args.run_dir, device=args.device, precision=args.precision,
+                   export_dir=args.export_dir,
                    from_png=args.from_png, data_dir=getattr(args, "data_dir", None),
                    train_preset=getattr(args, "train_preset", DEFAULT_PRESET),
                    train_overrides={"epochs": args.train_epochs} if getattr(args, "train_epochs", None) else {})

@@ -62,6 +62,15 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guide", default=None, metavar="PATH",
                    help="autoguidance's guide checkpoint (default: NAME-guide.pt beside the generator, if there is one)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
+    _add_precision_arg(p, "sampling")
+
+
+def _add_precision_arg(p: argparse.ArgumentParser, what: str) -> None:
+    from core.device import PRECISIONS
+
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help=f"{what} precision: auto (default: bf16 where the device computes it natively, else fp32), "
+                        f"bf16 or fp32; a PNG's recipe keeps the precision that drew it")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="generator checkpoint for the app (default: the shipped model)")
     p.add_argument("--run-dir", default=None, help="open the training monitor on this run directory")
     p.add_argument("--device", default="cpu", help="device for sampling in the app (cpu, cuda, mps, auto)")
+    _add_precision_arg(p, "the app's sampling")
     p.add_argument("--export-dir", default="exports", help="where the app's exports go (default ./exports)")
     p.add_argument("--from-png", default=None, help="open the app with the recipe stored in an exported PNG")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder for trainings started from the monitor")
@@ -136,7 +146,7 @@ def cmd_generate(args) -> int:
         weights = parse_class_spec(args.class_spec)
         request = SampleRequest(weights, n=args.n, guidance=args.guidance, sampler=args.sampler, steps=args.steps, seed=args.seed,
                                 guidance_interval=args.guidance_interval, black_level=args.black_level, mix=args.mix,
-                                autoguidance=args.autoguidance).validate()
+                                autoguidance=args.autoguidance, precision=args.precision).validate()
         if args.palette not in PALETTES:
             raise ValueError(f"unknown palette {args.palette!r}; choose from {', '.join(PALETTES)}")
         if not 1 <= args.scale <= MAX_SCALE:
@@ -186,8 +196,8 @@ def cmd_info(args) -> int:
             print(json.dumps(data, indent=2, sort_keys=True))
             continue
         print(f"{name}:")
-        for key in ("classes", "mix", "guidance", "autoguidance", "guide", "guide_hash", "guidance_interval", "black_level", "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise",
-                    "checkpoint", "checkpoint_hash", "palette", "scale", "created"):
+        for key in ("classes", "mix", "guidance", "autoguidance", "guide", "guide_hash", "guidance_interval", "black_level",
+                    "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise", "precision", "checkpoint", "checkpoint_hash", "palette", "scale", "created"):
             if key in data:
                 print(f"  {key:18} {data[key]}")
     return status

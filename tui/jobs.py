@@ -48,12 +48,15 @@ def lower_thread_priority(step: int = 5) -> None:
         pass
 
 
-def open_generator(path: str | None, device: str) -> Generator:
-    from core.device import pick_device
+def open_generator(path: str | None, device: str, precision: str = "auto") -> tuple[Generator, str]:
+    """The generator and the precision ("bf16" or "fp32") that `precision` means on its device."""
+    from core.device import pick_device, resolve_precision
 
     leave_a_core_for_the_ui()
-    return checkpoint.open_generator(path, pick_device(device),
-                                     missing_hint="start with --checkpoint PATH, or train one in the monitor (m, then t)")
+    torch_device = pick_device(device)
+    generator = checkpoint.open_generator(path, torch_device,
+                                          missing_hint="start with --checkpoint PATH, or train one in the monitor (m, then t)")
+    return generator, resolve_precision(precision, torch_device)[0]
 
 
 def build_request(fields: dict, blend: tuple[int, int] | None = None) -> SampleRequest:

@@ -17,6 +17,7 @@ from textual.message import Message
 class ModelLoaded(Message):
     generator: Any  # core.checkpoint.Generator
     seconds: float
+    precision: str = "fp32"  # what the app's requests sample at on the model's device ("bf16" or "fp32")
 
 
 @dataclass

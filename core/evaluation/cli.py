@@ -12,6 +12,7 @@ import torch
 from ..files import atomic_write_bytes
 from ..classes import NUM_CLASSES
 from ..data import SPLIT_SIZES, load_split
+from ..device import resolve_precision
 from .metrics import FLOOR_DRAWS, real_floors
 from .classifier import EvaluationError, load_classifier
 from .scoring import evaluate_generator, format_table
@@ -26,7 +27,7 @@ MAX_N_PER_CLASS = SPLIT_SIZES["train"] // NUM_CLASSES
 
 def make_sample_fn(generator, guidance: float, sampler: str, steps: int | None, seed: int, batch: int,
                    guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL, black_level: int = DEFAULT_BLACK_LEVEL,
-                   autoguidance: float = 0.0):
+                   autoguidance: float = 0.0, precision: str = "auto"):
     """sample_fn(class, n) for evaluate_generator: batches of <= MAX_EVAL_BATCH items, seeds that never
     overlap. Item i of a class has its own noise generator, so the batch size changes only speed."""
     batch = max(1, min(batch, MAX_EVAL_BATCH))
@@ -38,7 +39,7 @@ def make_sample_fn(generator, guidance: float, sampler: str, steps: int | None, 
             size = min(batch, n - start)
             request = SampleRequest(weights, n=size, guidance=guidance, sampler=sampler, steps=steps,
                                     seed=seed + class_index * CLASS_SEED_STRIDE + start, guidance_interval=guidance_interval,
-                                    black_level=black_level, autoguidance=autoguidance)
+                                    black_level=black_level, autoguidance=autoguidance, precision=precision)
             chunks.append(sample(generator, request, max_items=MAX_EVAL_BATCH))
         return torch.cat(chunks)
 
@@ -46,11 +47,12 @@ def make_sample_fn(generator, guidance: float, sampler: str, steps: int | None, 
 
 
 def check_request(n_per_class: int, guidance: float, sampler: str, steps: int | None, seed: int,
-                  guidance_interval, black_level: int, autoguidance: float = 0.0) -> None:
+                  guidance_interval, black_level: int, autoguidance: float = 0.0, precision: str = "auto") -> None:
     """Refuse, in one line, anything that would stop the evaluation part-way: the sampling settings,
     and item seeds (seed + c * CLASS_SEED_STRIDE + i) that would pass MAX_SEED or reach the next class."""
     SampleRequest([1.0] + [0.0] * 9, guidance=guidance, sampler=sampler, steps=steps, seed=seed,
-                  guidance_interval=guidance_interval, black_level=black_level, autoguidance=autoguidance).validate()
+                  guidance_interval=guidance_interval, black_level=black_level, autoguidance=autoguidance,
+                  precision=precision).validate()
     if not 1 <= n_per_class <= CLASS_SEED_STRIDE:
         raise SampleRequestError(f"items per class must be 1-{CLASS_SEED_STRIDE}, not {n_per_class}")
     highest = MAX_SEED - (NUM_CLASSES - 1) * CLASS_SEED_STRIDE - (n_per_class - 1)
@@ -63,8 +65,9 @@ def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guida
                         steps: int | None, seed: int = 0, batch: int = 64, floor: float | None = None, progress=None,
                         guidance_interval: tuple[int, int] | None = DEFAULT_GUIDANCE_INTERVAL,
                         black_level: int = DEFAULT_BLACK_LEVEL, floor_infinity: float | None = None,
-                        autoguidance: float = 0.0) -> dict:
-    check_request(n_per_class, guidance, sampler, steps, seed, guidance_interval, black_level, autoguidance)
+                        autoguidance: float = 0.0, precision: str = "auto") -> dict:
+    check_request(n_per_class, guidance, sampler, steps, seed, guidance_interval, black_level, autoguidance, precision)
+    precision = resolve_precision(precision, next(generator.denoiser.parameters()).device)[0]
     check_guide(generator, autoguidance)
     test = load_split("test", data_dir)
     if floor is None:
@@ -72,14 +75,14 @@ def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guida
         floor, floor_infinity = real_floors(classifier, data_dir, n_per_class)
     start = time.perf_counter()
     result = evaluate_generator(make_sample_fn(generator, guidance, sampler, steps, seed, batch, guidance_interval, black_level,
-                                               autoguidance),
+                                               autoguidance, precision),
                                 classifier,
                                 test.as_float(), test.labels, n_per_class, floor=floor, progress=progress,
                                 floor_infinity=floor_infinity)
     seconds = time.perf_counter() - start
     result.update({
         "checkpoint": str(generator.path), "checkpoint_hash": generator.hash, "guidance": guidance, "sampler": sampler,
-        "autoguidance": autoguidance, "guide_hash": generator.guide.hash if autoguidance else None,
+        "autoguidance": autoguidance, "precision": precision, "guide_hash": generator.guide.hash if autoguidance else None,
         "guidance_interval": list(guidance_interval) if guidance_interval is not None else None, "black_level": black_level,
         "steps": steps if steps is not None else SampleRequest([1.0] + [0.0] * 9, sampler=sampler).resolved_steps(),
         "seed": seed, "seconds": seconds, "seconds_per_item": seconds / (n_per_class * NUM_CLASSES),
@@ -113,7 +116,7 @@ def run_evaluation(args, load_generator_fn) -> int:
         raise ValueError(f"--batch must be 1-{MAX_EVAL_BATCH}, not {args.batch}")
     # every cheap check before the expensive work (loading data, the real-image floor, sampling)
     check_request(args.n_per_class, args.guidance, args.sampler, args.steps, args.seed, args.guidance_interval,
-                  args.black_level, args.autoguidance)
+                  args.black_level, args.autoguidance, args.precision)
     if args.json_out:
         check_json_out(Path(args.json_out))
     try:
@@ -128,10 +131,10 @@ def run_evaluation(args, load_generator_fn) -> int:
     result = evaluate_checkpoint(generator, classifier, args.eval_data_dir, args.n_per_class, args.guidance,
                                  args.sampler, args.steps, args.seed, args.batch, progress=progress,
                                  guidance_interval=args.guidance_interval, black_level=args.black_level,
-                                 autoguidance=args.autoguidance)
+                                 autoguidance=args.autoguidance, precision=args.precision)
     print()
     print(f"checkpoint {result['checkpoint']} ({result['checkpoint_hash']}), {args.sampler.upper()} {result['steps']} steps, "
-          f"guidance {args.guidance:g} ({_describe_interval(args.guidance_interval)}), autoguidance {args.autoguidance:g}, black level {args.black_level}, {args.n_per_class} items per class, {result['seconds']:.0f} s")
+          f"guidance {args.guidance:g} ({_describe_interval(args.guidance_interval)}), autoguidance {args.autoguidance:g}, {result['precision']}, black level {args.black_level}, {args.n_per_class} items per class, {result['seconds']:.0f} s")
     print(format_table(result))
     if args.json_out:
         try:

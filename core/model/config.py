@@ -70,7 +70,8 @@ class TrainConfig:
     log_every: int = 10  # steps between metrics.jsonl lines
     sample_grid_per_class: int = 8  # items per class row in each epoch's sample grid (at most 12)
     device: str = "auto"
-    compile: bool = False
+    compile: bool | None = None  # torch.compile the step: None = where it pays (core.training.step.compile_plan)
+    precision: str = "auto"  # "auto" (bf16 where the device computes it natively), "bf16" or "fp32"
     max_steps: int | None = None  # stop after this many steps in total (for budgets and tests)
 
 

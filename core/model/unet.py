@@ -19,6 +19,15 @@ from .config import ModelConfig
 CLASS_KEY = "class_emb"  # the conditional input CFGuidance hands the U-Net
 
 
+class GroupNorm32(nn.GroupNorm):
+    """GroupNorm computed in fp32 whatever its input: under bf16 autocast the convolutions run in
+    bf16, while the statistics, the FiLM scale and shift and the SiLU after them stay in fp32
+    (more accurate, and on a bf16 CPU faster than the mixed-type kernel). A no-op in fp32."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float())
+
+
 def sinusoidal_features(t: torch.Tensor, dim: int) -> torch.Tensor:
     """(B,) integer steps -> (B, dim) [sin | cos] features at geometric frequencies (Vaswani et al.)."""
     half = dim // 2
@@ -51,10 +60,10 @@ class ResBlock(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, cond_dim: int, groups: int, dropout: float):
         super().__init__()
-        self.norm1 = nn.GroupNorm(min(groups, in_ch), in_ch)
+        self.norm1 = GroupNorm32(min(groups, in_ch), in_ch)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.film = nn.Linear(cond_dim, 2 * out_ch)  # -> (scale, shift) per channel
-        self.norm2 = nn.GroupNorm(min(groups, out_ch), out_ch)
+        self.norm2 = GroupNorm32(min(groups, out_ch), out_ch)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
@@ -75,7 +84,7 @@ class Attention(nn.Module):
     def __init__(self, ch: int, groups: int, heads: int = 4):
         super().__init__()
         self.heads = heads
-        self.norm = nn.GroupNorm(min(groups, ch), ch)
+        self.norm = GroupNorm32(min(groups, ch), ch)
         self.qkv = nn.Conv2d(ch, 3 * ch, 1)
         self.out = nn.Conv2d(ch, ch, 1)
         nn.init.zeros_(self.out.weight)
@@ -142,7 +151,7 @@ class UNet(nn.Module):
                 if level > 0 else nn.Identity()
             )
 
-        self.head_norm = nn.GroupNorm(min(groups, ch[0]), ch[0])
+        self.head_norm = GroupNorm32(min(groups, ch[0]), ch[0])
         # 2 output maps (prediction, variance value), folded back to 28x28 by pixel-shuffle
         self.head = nn.Conv2d(ch[0], 2 * u * u, 3, padding=1)
         nn.init.zeros_(self.head.weight)

@@ -37,6 +37,7 @@ def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | 
         "seed": request.seed,
         "n": request.n,
         "shared_noise": request.shared_noise,
+        "precision": request.precision,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if request.autoguidance and guide is not None:
@@ -66,9 +67,9 @@ def _recipe_int(value, name: str) -> int:
     return value
 
 
-def _recipe_mix(value) -> str:
+def _recipe_name(value, what: str) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"mix {value!r} is not a method name")
+        raise ValueError(f"{what} {value!r} is not a name")
     return value
 
 
@@ -85,8 +86,9 @@ def request_from_recipe(data: dict) -> tuple[SampleRequest, int | None]:
             # recipes written before the interval existed guided every step
             guidance_interval=_recipe_interval(data.get("guidance_interval")),
             black_level=_recipe_int(data.get("black_level", 0), "black_level"),  # older recipes: raw output
-            mix=_recipe_mix(data.get("mix", LEGACY_MIX)),  # older recipes averaged the embeddings
+            mix=_recipe_name(data.get("mix", LEGACY_MIX), "mix"),  # older recipes averaged the embeddings
             autoguidance=float(data.get("autoguidance", 0.0)),  # older recipes: CFG alone
+            precision=_recipe_name(data.get("precision", "fp32"), "precision"),  # older recipes: fp32
         )
         index = data.get("index")
         index = int(index) if index is not None else None

@@ -11,6 +11,7 @@ from typing import Sequence
 import torch
 
 from ..classes import DEFAULT_MIX, NUM_CLASSES, ClassSpecError, normalise_weights
+from ..device import PRECISIONS
 from ..model.mixing import check_method
 from .limits import (
     AUTOGUIDANCE_RANGE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_ITEMS, DEFAULT_SAMPLER,
@@ -38,6 +39,7 @@ class SampleRequest:
     black_level: int = DEFAULT_BLACK_LEVEL  # final pixels <= this (of 255) become 0; 0 = raw output
     mix: str = DEFAULT_MIX  # how a multi-class row becomes the prediction (core.model.mixing)
     autoguidance: float = 0.0  # w: push away from the generator's guide model where guidance acts; 0 = CFG alone
+    precision: str = "auto"  # "bf16" or "fp32" (recipes store which); "auto" is resolved for the device by the sampler
 
     def resolved_steps(self) -> int:
         return self.steps if self.steps is not None else DEFAULT_STEPS.get(self.sampler, DEFAULT_STEPS[DEFAULT_SAMPLER])
@@ -63,6 +65,8 @@ class SampleRequest:
         w = self.autoguidance
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or not AUTOGUIDANCE_RANGE[0] <= w <= AUTOGUIDANCE_RANGE[1]:
             raise SampleRequestError(f"autoguidance must be between {AUTOGUIDANCE_RANGE[0]:g} and {AUTOGUIDANCE_RANGE[1]:g}, not {w!r}")
+        if self.precision not in PRECISIONS:
+            raise SampleRequestError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         level = self.black_level
         if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= MAX_BLACK_LEVEL:
             raise SampleRequestError(f"black level must be a whole number 0-{MAX_BLACK_LEVEL}, not {level!r}")

@@ -14,8 +14,6 @@ never touches the global RNG and the same request gives the same pixels on the s
 
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -24,6 +22,7 @@ from torchmultimodal.diffusion_labs.samplers.ddim import DDIModule
 from torchmultimodal.diffusion_labs.samplers.ddpm import DDPModule
 
 from ..checkpoint import Generator
+from ..device import autocast, resolve_precision
 from ..model.diffusion import make_predictor, make_schedule
 from .dpm_solver import DPMSolverModule
 from .limits import MAX_ITEMS
@@ -40,23 +39,6 @@ class SampleStep:
     @property
     def done(self) -> bool:
         return self.index == self.total
-
-
-PRECISION_ENV = "FASHION_TUI_PRECISION"  # "auto" (default), "fp32" or "bf16"
-
-
-def sampling_autocast(device: torch.device):
-    """bf16 autocast on CPUs with AMX tiles (the model runs ~1.35x faster; pixels move by
-    0.26/255 on average, max ~4/255, measured on the shipped model), fp32 everywhere else.
-    $FASHION_TUI_PRECISION=fp32|bf16 overrides. The choice is fixed per machine, so the same
-    recipe still gives the same pixels there."""
-    choice = os.environ.get(PRECISION_ENV, "auto").lower()
-    if device.type != "cpu" or choice == "fp32":
-        return contextlib.nullcontext()
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    if choice == "bf16" or (choice == "auto" and amx):
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def eval_steps_for(sampler: str, steps: int, train_steps: int) -> torch.Tensor:
@@ -119,6 +101,7 @@ def sample_steps(generator: Generator, request: SampleRequest, device: str | tor
     """Yield a SampleStep after every denoising step; the last one holds the final images in [-1, 1]."""
     request.validate(max_items)
     device = torch.device(device) if device is not None else next(generator.denoiser.parameters()).device
+    request.precision = resolve_precision(request.precision, device)[0]  # what drew the pixels, for the recipe
     check_guide(generator, request.autoguidance)
     guide = generator.guide.denoiser if request.autoguidance else None
     # per-call g, interval, mix and guide: the shared model is untouched
@@ -136,7 +119,7 @@ def sample_steps(generator: Generator, request: SampleRequest, device: str | tor
     for index, t in enumerate(timesteps, start=1):
         # inference mode and autocast are thread-local: enter them per step, never across a yield,
         # or a consumer that pauses (or abandons) the iterator would run its own code under them
-        with torch.inference_mode(), sampling_autocast(device):
+        with torch.inference_mode(), autocast(request.precision, device):
             x = next(steps_iter)
             out = (finish(x, request.black_level) if index == total else x).float().cpu()
         yield SampleStep(index, total, int(t), out)

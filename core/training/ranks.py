@@ -7,7 +7,6 @@ Every function here is the plain single-process path when world_size is 1.
 
 from __future__ import annotations
 
-import math
 import threading
 
 import torch
@@ -41,7 +40,7 @@ def load_train_split(data_dir, download: bool, limit: int | None, world_size: in
 
 
 def wrap(module: torch.nn.Module, device: torch.device, world_size: int) -> torch.nn.Module:
-    """DDP around the whole objective, so step_fn's forward (and so every gradient) goes through it.
+    """DDP around the whole objective, so the step's forward (and so every gradient) goes through it.
 
     Every parameter gets a gradient in every step (the CFG null embedding enters through
     torch.where even when no item is dropped; tests/core/training/test_distributed.py checks each
@@ -61,18 +60,22 @@ def wrap(module: torch.nn.Module, device: torch.device, world_size: int) -> torc
     return module
 
 
-def agree(loss: torch.Tensor, world_size: int, stop: threading.Event) -> tuple[float, bool, bool]:
-    """(loss averaged over ranks, finite on every rank, some rank was asked to stop).
+def agree(packed: torch.Tensor, rank: int, world_size: int, stop: threading.Event) -> tuple[list[float], bool]:
+    """(the tally's values read to the host, some rank was asked to stop), from LossTally.packed():
+    loss, smoothed loss, gradient norm, first bad step.
 
-    One all-reduce per step carries all three, so a NaN on one rank or a signal that reached
-    one rank makes every rank leave the loop at the same step (no rank is left waiting in a
-    collective). Single-process: no collective, and the trainer checks the stop flag before the step.
+    The trainer calls this only when a log record or a checkpoint is due, the same steps on every
+    rank. In a distributed run one all-reduce averages the losses and the gradient norm and sums
+    the non-finite flags and the stop requests, so a NaN on one rank or a signal that reached one
+    rank makes every rank leave the loop at the same step (no rank is left waiting in a
+    collective). Single-process: a plain read; the trainer checks the stop flag before each step.
     """
     if world_size == 1:
-        value = float(loss.detach())
-        return value, math.isfinite(value), False
-    value = loss.detach().float().reshape(())
-    packed = torch.stack([value, (~torch.isfinite(value)).float(),  # (3,): loss, 1 if not finite, 1 if stopping
-                          torch.tensor(1.0 if stop.is_set() else 0.0, device=value.device)])
-    total, bad, stop_count = distributed.all_reduce_sum(packed).tolist()
-    return total / world_size, bad == 0, stop_count > 0
+        return packed.tolist(), False
+    loss, smooth, grad_norm, first_bad = packed.unbind()
+    stopping = torch.tensor(1.0 if stop.is_set() else 0.0, device=packed.device)
+    firsts = torch.zeros(world_size, device=packed.device)  # (world_size,): each rank fills its own slot
+    firsts[rank] = first_bad
+    total = distributed.all_reduce_sum(torch.cat([torch.stack([loss, smooth, grad_norm, stopping]), firsts])).tolist()
+    bad = [step for step in total[4:] if step > 0]
+    return [total[0] / world_size, total[1] / world_size, total[2] / world_size, min(bad, default=0.0)], total[3] > 0

@@ -5,9 +5,12 @@ core.training.rundir describes: run.json (state running/finished/stopped/failed)
 `keep_checkpoints` checkpoints, and a sample grid per epoch (EMA weights, DDIM 25, guidance 2);
 core.training.runfiles and core.training.state hold how each file is written and read back.
 
-Under torchrun (world_size > 1, see core/training/distributed.py) every rank runs this loop on its own
-shard of each epoch with DistributedDataParallel around the objective; only rank 0 writes
-any of the above, and the ranks agree each step (one all-reduce) on the loss, NaNs and stops.
+Under torchrun (world_size > 1, see core/training/distributed.py) every rank runs this loop on its
+own shard of each epoch with DistributedDataParallel around the objective; only rank 0 writes.
+
+A step reads nothing back to the host (core.training.step): the loss and a NaN/inf flag are read
+once when a log record or a checkpoint is due (under torchrun, in one all-reduce that also agrees
+on stops), and a non-finite loss fails the run there, before any checkpoint is written.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import torch
 
 from ..classes import NUM_CLASSES
 from ..data import DeviceBatches
-from ..device import pick_device
+from ..device import pick_device, resolve_precision
 from ..model.config import DEFAULT_PRESET, DiffusionConfig, ModelConfig, TrainConfig
 from ..model.denoiser import Denoiser
 from ..model.diffusion import DiffusionObjective
@@ -37,26 +40,15 @@ from . import state as train_state
 from .rundir import METRICS, RUN_INFO, SAMPLES, list_checkpoints, sample_name
 from .runfiles import draw_sample_grid, run_info, truncate_metrics, update_run_info
 from .state import RunSetup, TrainingError
+from .step import LossTally, StepRunner, lr_at, make_optimizer, update_ema
 
 
 @dataclass
 class TrainEvent:
-    kind: str  # "start" | "log" | "checkpoint" | "samples" | "epoch" | "stopped" | "finished"
+    kind: str  # "start" | "log" | "notice" | "checkpoint" | "samples" | "epoch" | "stopped" | "finished"
     step: int
     epoch: int
     data: dict = field(default_factory=dict)
-
-
-def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
-    """Linear warm-up to lr, then cosine decay to lr * min_lr_ratio at total_steps.
-
-    The warm-up is capped at a tenth of the run, so a short smoke run still reaches its lr."""
-    warmup = max(1, min(config.warmup_steps, total_steps // 10))
-    if step < warmup:
-        return config.lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-    floor = config.lr * config.min_lr_ratio
-    return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * progress))
 
 
 @dataclass
@@ -72,11 +64,13 @@ class _Loop:
     global_batch: int  # images per step over all ranks
     metrics_path: Path
     metrics: IO[str] | None  # metrics.jsonl, line-buffered, rank 0 only
-    autocast: torch.autocast  # bf16 on CUDA, a no-op elsewhere
     identity: torch.Tensor  # (NUM_CLASSES, NUM_CLASSES): labels (B,) -> one-hot class weights (B, NUM_CLASSES)
     window_start: float = 0.0  # images_per_sec is measured over the steps since the last log record
     window_images: int = 0
     outcome: str = "finished"  # or "stopped"
+    read_at: int = -1  # the step the tally was last read at, and what it said (LossTally.packed's order)
+    read: list[float] = field(default_factory=list)
+    stop_agreed: bool = False  # distributed: some rank was asked to stop, as of that read
 
     def elapsed(self) -> float:
         return self.wall_time_before + time.perf_counter() - self.run_start
@@ -101,13 +95,11 @@ class Trainer:
         rank: int = 0,
         world_size: int = 1,
     ):
-        self.run_dir = Path(run_dir)
-        self.train_config = train_config
+        self.run_dir, self.train_config = Path(run_dir), train_config
         self.on_event = on_event or (lambda event: None)
         self.rank, self.world_size = rank, world_size
         self.is_main = rank == 0
-        self._stop = threading.Event()
-        self._resume_allowed = threading.Event()
+        self._stop, self._resume_allowed = threading.Event(), threading.Event()
         self._resume_allowed.set()
         self.stop_reason: str | None = None
 
@@ -141,7 +133,8 @@ class Trainer:
         # .to(): DDPModule keeps CPU buffers (its step tables); DDP broadcasts buffers at start
         self.objective = DiffusionObjective(self.model, diffusion_config).to(self.device)
         self.train_module = train_ranks.wrap(self.objective, self.device, world_size)  # DDP broadcasts rank 0's weights here too
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay)
+        self.optimizer = make_optimizer(self.model, train_config.lr, train_config.weight_decay)
+        self.precision, self.precision_reason = resolve_precision(train_config.precision, self.device)
         self.step, self.wall_time_before = 0, 0.0
         self.loss_smooth: float | None = None
         if state is not None:
@@ -155,7 +148,9 @@ class Trainer:
         self.start_epoch, self.start_in_epoch, self.total_steps = train_state.plan_position(
             state, self.step, self.batches.steps_per_epoch, train_config.batch_size * world_size,
             train_config.epochs, train_config.max_steps)
-        self.step_fn = torch.compile(self.train_module) if train_config.compile else self.train_module
+        self.runner = StepRunner(self.train_module, train_config, self.precision, self.device, notice=self._notice,
+                                 images_to_train=(self.total_steps - self.step) * train_config.batch_size * world_size)
+        self.tally = LossTally(self.device, self.loss_smooth)
 
     # ----------------------------------------------------------------- control
     def stop(self, reason: str = "stopped") -> None:
@@ -181,7 +176,7 @@ class Trainer:
         group alive until interpreter exit, where freeing it can abort the process (SIGABRT, exit
         code -6) after a clean run or a clean failure. The trainer cannot step after this."""
         if self.world_size > 1:
-            self.train_module = self.step_fn = None
+            self.train_module = self.runner = None
             gc.collect()
 
     # ----------------------------------------------------------------- checkpoints (core.training.state)
@@ -189,16 +184,13 @@ class Trainer:
         """This rank's model and EMA weights to folder/rank{r}.pt (debugging: compare ranks after a run)."""
         return train_state.dump_weights(self.setup, self.model, self.ema, self.step, Path(folder))
 
-    def checkpoint_state(self, epoch: int, images_into_epoch: int, elapsed: float) -> dict:
-        return train_state.capture(self.setup, self.model, self.ema, self.optimizer, self.step, self.loss_smooth,
-                                   epoch, images_into_epoch, elapsed)
-
     def save_checkpoint(self, epoch: int, images_into_epoch: int, elapsed: float) -> Path | None:
         if not self.is_main:
             return None
         try:
-            path = train_state.write_checkpoint(self.checkpoint_state(epoch, images_into_epoch, elapsed),
-                                                self.run_dir, self.step, self.train_config.keep_checkpoints)
+            state = train_state.capture(self.setup, self.model, self.ema, self.optimizer, self.step, self.loss_smooth,
+                                        epoch, images_into_epoch, elapsed)
+            path = train_state.write_checkpoint(state, self.run_dir, self.step, self.train_config.keep_checkpoints)
         except TrainingError as error:
             self._write_run_info("failed", error=str(error))
             raise
@@ -230,8 +222,8 @@ class Trainer:
 
     def _write_run_info(self, state: str, **extra) -> None:
         if self.is_main:
-            update_run_info(self.run_dir / RUN_INFO, run_info(self.setup, state, self.batches.steps_per_epoch,
-                                                              self.total_steps, **extra))
+            update_run_info(self.run_dir / RUN_INFO, run_info(self.setup, state, self.batches.steps_per_epoch, self.total_steps,
+                                                              precision=self.precision, compile=self.runner.reason, **extra))
 
     # ----------------------------------------------------------------- the loop
     def run(self) -> dict:
@@ -265,21 +257,22 @@ class Trainer:
             "device": str(self.device), "total_steps": self.total_steps, "steps_per_epoch": self.batches.steps_per_epoch,
             "global_batch": global_batch, "world_size": self.world_size, "run_dir": str(self.run_dir),
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            "precision": self.precision, "precision_reason": self.precision_reason, "compile": self.runner.reason,
         }))
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else torch.autocast("cpu", enabled=False)
+        if self.runner.unavailable:
+            self._notice(self.runner.unavailable)
         run_start = time.perf_counter()
-        loop = _Loop(epoch=self.start_epoch, start_in_epoch=self.start_in_epoch,
+        loop = _Loop(epoch=self.start_epoch, start_in_epoch=self.start_in_epoch, window_start=run_start,
                      images_into_epoch=self.start_in_epoch * global_batch, last_checkpoint_step=self.step,
                      run_start=run_start, wall_time_before=self.wall_time_before, global_batch=global_batch,
-                     metrics_path=metrics_path,
-                     metrics=metrics, autocast=autocast, identity=torch.eye(NUM_CLASSES, device=self.device),
-                     window_start=run_start)
+                     metrics_path=metrics_path, metrics=metrics, identity=torch.eye(NUM_CLASSES, device=self.device))
         self.model.train()
         return loop
 
     def _train_step(self, loop: _Loop, in_epoch: int, x0: torch.Tensor, labels: torch.Tensor) -> bool:
         """One optimizer step on batch in_epoch of loop.epoch (x0 (B, 1, 28, 28), labels (B,)), then its
-        log record and checkpoint when they are due. False when the run stops instead of taking it."""
+        log record and checkpoint when they are due. False when the run stops (before this step,
+        single-process; after it, when the ranks agreed to stop)."""
         self._wait_while_paused(loop)
         if self.world_size == 1 and self._stop.is_set():
             loop.outcome = "stopped"
@@ -289,25 +282,43 @@ class Trainer:
             group["lr"] = lr
         if self.device.type == "cuda":
             x0 = x0.contiguous(memory_format=torch.channels_last)
-        with loop.autocast:
-            loss = self.step_fn(x0, loop.identity[labels])
-        loss_value, finite, stop = train_ranks.agree(loss, self.world_size, self._stop)
-        if not finite:
-            self._fail_on_loss(loss_value)
-        if stop:  # distributed: every rank saw the flag in the same all-reduce; this step is dropped
-            loop.outcome = "stopped"
-            self.stop_reason = self.stop_reason or "a stop on another rank"
-            return False
-        grad_norm = self._apply_gradients(loss)
+        parameters = list(self.model.parameters())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.runner(x0, loop.identity[labels], parameters)  # forward and backward, no host read
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, self.train_config.grad_clip)
+        self.optimizer.step()
+        update_ema(self.ema, self.model, min(self.train_config.ema_decay, (1 + self.step) / (10 + self.step)))
         self.step += 1
+        self.tally.add(loss, grad_norm, self.step)
         loop.window_images += x0.shape[0] * self.world_size
-        self.loss_smooth = loss_value if self.loss_smooth is None else 0.98 * self.loss_smooth + 0.02 * loss_value
         loop.images_into_epoch = (in_epoch + 1) * loop.global_batch
-        if self.step % self.train_config.log_every == 0 or self.step == self.total_steps:
-            self._log(loop, in_epoch, loss_value, lr, grad_norm)
-        if self.train_config.checkpoint_every and self.step - loop.last_checkpoint_step >= self.train_config.checkpoint_every:
-            self._checkpoint(loop)
+        log_due = self.step % self.train_config.log_every == 0 or self.step == self.total_steps
+        checkpoint_due = bool(self.train_config.checkpoint_every) and \
+            self.step - loop.last_checkpoint_step >= self.train_config.checkpoint_every
+        if log_due or checkpoint_due:
+            self._read_tally(loop)
+            if log_due:
+                self._log(loop, in_epoch, lr)
+            if checkpoint_due:
+                self._checkpoint(loop)
+            if loop.stop_agreed:  # distributed: every rank saw the request in the same all-reduce
+                loop.outcome = "stopped"
+                self.stop_reason = self.stop_reason or "a stop on another rank"
+                return False
         return True
+
+    def _read_tally(self, loop: _Loop) -> list[float]:
+        """The steps' loss, smoothed loss, gradient norm and first non-finite step, read to the host:
+        the one read between two log records, on every rank at the same steps. A non-finite loss
+        fails the run here, so it never reaches a checkpoint."""
+        if loop.read_at != self.step:
+            loop.read, loop.stop_agreed = train_ranks.agree(self.tally.packed(), self.rank, self.world_size, self._stop)
+            loop.read_at = self.step
+            if self.tally.count:
+                self.loss_smooth = loop.read[1]
+            if loop.read[3] or not math.isfinite(loop.read[0]):
+                self._fail_on_loss(loop.read)
+        return loop.read
 
     def _wait_while_paused(self, loop: _Loop) -> None:
         """Block while pause() holds; the wait counts neither as training time nor in the next rate."""
@@ -318,39 +329,27 @@ class Trainer:
         loop.run_start += time.perf_counter() - paused_at  # paused time is not training time
         loop.window_start, loop.window_images = time.perf_counter(), 0
 
-    def _fail_on_loss(self, loss_value: float) -> NoReturn:
+    def _fail_on_loss(self, read: list[float]) -> NoReturn:
         """A NaN or infinite loss: run.json says failed, and the error names the last good checkpoint."""
         last = list_checkpoints(self.run_dir)
         kept = f"last good checkpoint: {last[-1]}" if last else "no checkpoint was written yet"
-        self._write_run_info("failed", error=f"loss became {loss_value} at step {self.step + 1}")
-        raise TrainingError(f"loss became {loss_value} at step {self.step + 1}; stopped, {kept}")
+        first = int(read[3])
+        where = f"at step {first}" if first > 0 else f"on another rank by step {self.step}"
+        value = read[0] if not math.isfinite(read[0]) else "not finite"
+        self._write_run_info("failed", error=f"loss became {value} {where}")
+        raise TrainingError(f"loss became {value} {where}; stopped, {kept}")
 
-    def _apply_gradients(self, loss: torch.Tensor) -> torch.Tensor:
-        """Backward, clip, AdamW, EMA; the gradient norm before clipping (a 0-d tensor)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_config.grad_clip)
-        self.optimizer.step()
-        self._update_ema()
-        return grad_norm
-
-    def _update_ema(self) -> None:
-        """ema <- d * ema + (1 - d) * w, with warm-up d = min(decay, (1 + step) / (10 + step))."""
-        decay = min(self.train_config.ema_decay, (1 + self.step) / (10 + self.step))
-        ema_params = list(self.ema.parameters())
-        params = [p.detach() for p in self.model.parameters()]
-        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
-
-    def _log(self, loop: _Loop, in_epoch: int, loss_value: float, lr: float, grad_norm: torch.Tensor) -> None:
+    def _log(self, loop: _Loop, in_epoch: int, lr: float) -> None:
         """One metrics.jsonl line and "log" event; the rate is over the images since the last one."""
+        loss, loss_smooth, grad_norm = loop.read[:3]
         now = time.perf_counter()
         rate = loop.window_images / max(1e-9, now - loop.window_start)
         loop.window_start, loop.window_images = now, 0
         remaining = (self.total_steps - self.step) * loop.global_batch / max(rate, 1e-9)
         record = {
             "step": self.step, "epoch": loop.epoch + (in_epoch + 1) / self.batches.steps_per_epoch,
-            "loss": loss_value, "loss_smooth": self.loss_smooth, "lr": lr,
-            "grad_norm": float(grad_norm), "images_per_sec": rate,
+            "loss": loss, "loss_smooth": loss_smooth, "lr": lr,
+            "grad_norm": grad_norm, "images_per_sec": rate,
             "elapsed_sec": loop.elapsed(), "eta_sec": remaining, "total_steps": self.total_steps,
             "time": time.time(),
         }
@@ -359,9 +358,14 @@ class Trainer:
         self.on_event(TrainEvent("log", self.step, loop.epoch, record))
 
     def _checkpoint(self, loop: _Loop) -> None:
-        """A checkpoint at loop's place (rank 0 writes it; every rank counts it)."""
+        """A checkpoint at loop's place (rank 0 writes it; every rank counts it), after the tally's read."""
+        self._read_tally(loop)
         self.save_checkpoint(loop.epoch, loop.images_into_epoch, loop.elapsed())
         loop.last_checkpoint_step = self.step
+
+    def _notice(self, message: str) -> None:
+        """Something the person training should know, once (e.g. compilation fell back to eager)."""
+        self.on_event(TrainEvent("notice", self.step, 0, {"message": message}))
 
     def _end_of_pass(self, loop: _Loop) -> None:
         """After the batches of one pass: at the end of an epoch, its checkpoint (unless this step has
@@ -380,6 +384,7 @@ class Trainer:
         """The final checkpoint (unless this step has one), run.json's final state, the result and its event."""
         path = None
         if self.step != loop.last_checkpoint_step or not list_checkpoints(self.run_dir):
+            self._read_tally(loop)
             path = self.save_checkpoint(loop.epoch, loop.images_into_epoch, loop.elapsed())
         newest = list_checkpoints(self.run_dir)
         path = path or (newest[-1] if newest else None)

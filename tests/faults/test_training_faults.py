@@ -49,14 +49,14 @@ def cli_args(data, run, *extra):
 
 def test_inf_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, fake_data_dir):
     trainer = Trainer(tmp_path / "run", config(epochs=2), preset="tiny", data_dir=fake_data_dir)
-    real, calls = trainer.step_fn, []
+    real, calls = trainer.runner.eager, []
 
     def overflowing(x0, weights):
         calls.append(1)
         loss = real(x0, weights)
         return loss * float("inf") if len(calls) == 6 else loss
 
-    trainer.step_fn = overflowing
+    trainer.runner.eager = overflowing
     with pytest.raises(TrainingError) as info:
         trainer.run()
     assert "loss became inf at step 6" in str(info.value) and "step-0000004.pt" in str(info.value)

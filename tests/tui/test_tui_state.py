@@ -10,7 +10,6 @@ import core.classes
 import core.images
 import core.sampling.limits as limits
 import core.sampling.request
-from tui import state as tui_state
 from tui.screens.setting_keys import PALETTE_NAMES
 from tui.state import GenerateState, InputError
 

@@ -75,6 +75,7 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
         super().__init__()
         self.state = GenerateState()
         self.generator = None  # core.checkpoint.Generator once loaded
+        self.precision = "fp32"  # the loaded model's sampling precision, "bf16" or "fp32" (jobs.open_generator)
         self.model_loading: str | None = None  # path being loaded
         self.model_error: str | None = None
         self.palettes: dict[str, list] = {"grey": GREY_PALETTE}
@@ -154,15 +155,16 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
 
         started = time.monotonic()
         try:
-            generator = jobs.open_generator(path, self.app.options.device)
+            generator, precision = jobs.open_generator(path, self.app.options.device, self.app.options.precision)
         except Exception as error:  # CheckpointError, ValueError (device), OSError: one line each
             self.post_message(ModelFailed(str(path or SHIPPED_MODEL), jobs.one_line(error)))
             return
-        self.post_message(ModelLoaded(generator, time.monotonic() - started))
+        self.post_message(ModelLoaded(generator, time.monotonic() - started, precision))
 
     @on(ModelLoaded)
     def model_loaded(self, message: ModelLoaded) -> None:
         self.generator, self.model_loading, self.model_error = message.generator, None, None
+        self.precision = message.precision
         self._update_info()
         if not self.query_one(StatusLine).showing_problem():  # e.g. a bad --from-png: keep that in view
             self.say(f"model ready ({message.seconds:.1f} s): g generates · space picks more classes to mix", "success")
@@ -188,7 +190,7 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
             info = self.generator.info
             name = self.generator.path.name if self.generator.path else "model"
             device = next(self.generator.denoiser.parameters()).device
-            model = f"model {name} (step {info.get('step', '?')}, {device})"
+            model = f"{name} (step {info.get('step', '?')}, {device} {self.precision})"
         else:
             model = "no model loaded (c opens a checkpoint)"
         mix = f" ({self.state.mix})" if len(self.state.picked) > 1 else ""
@@ -272,7 +274,7 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
                     self.state.reroll_seed()
                     fields["seed"] = self.state.seed
                     self.controls.refresh()
-                request = jobs.build_request(fields, blend)
+                request = jobs.build_request({**fields, "precision": self.precision}, blend)
             except (InputError, SampleRequestError) as error:
                 self.say(str(error), "warning" if not live else "info")
                 return

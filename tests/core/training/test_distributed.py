@@ -160,14 +160,14 @@ from core.training.state import TrainingError
 info = init_distributed("cpu")
 trainer = Trainer({str(tmp_path / 'run')!r}, TrainConfig(epochs=1, batch_size=16, limit=256, device="cpu", log_every=1,
                   sample_grid_per_class=0), preset="tiny", data_dir={str(data_dir)!r}, rank=info.rank, world_size=info.world_size)
-real, calls = trainer.step_fn, []
+real, calls = trainer.runner.eager, []
 
 def poisoned(x0, weights):
     calls.append(1)
     loss = real(x0, weights)
     return loss * float("nan") if info.rank == 1 and len(calls) == 3 else loss
 
-trainer.step_fn = poisoned
+trainer.runner.eager = poisoned
 try:
     trainer.run()
     outcome = "finished"

@@ -7,7 +7,8 @@ from PIL import Image
 
 from core.checkpoint import load_generator, read_checkpoint
 from core.model.config import TrainConfig
-from core.training.trainer import Trainer, lr_at
+from core.training.step import lr_at
+from core.training.trainer import Trainer
 from core.training.state import TrainingError
 from core.training.rundir import list_checkpoints
 
@@ -106,14 +107,14 @@ def test_resume_skips_a_corrupt_newest_checkpoint(tmp_path, fake_data_dir):
 
 def test_nan_loss_stops_keeps_last_good_checkpoint_and_names_the_step(tmp_path, fake_data_dir, monkeypatch):
     trainer = Trainer(tmp_path / "n", config(sample_grid_per_class=0), preset="tiny", data_dir=fake_data_dir)
-    real = trainer.step_fn
+    real = trainer.runner.eager
     calls = {"n": 0}
 
     def poisoned(x0, weights):
         calls["n"] += 1
         loss = real(x0, weights)
         return loss * float("nan") if calls["n"] == 5 else loss
-    trainer.step_fn = poisoned
+    trainer.runner.eager = poisoned
     with pytest.raises(TrainingError) as info:
         trainer.run()
     assert "at step 5" in str(info.value) and "step-0000004.pt" in str(info.value)  # epoch 1 ended at step 4
