@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=TrainConfig.log_every, help="steps between metrics.jsonl lines")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
+    p.add_argument("--quality-per-class", type=int, default=None, metavar="N",
+                   help="items of each class the quality probe samples and scores with the shipped classifier at each "
+                        "epoch's end, into quality.jsonl (default: as many as cost a tenth of an epoch, at most 20; "
+                        "0 turns it off; it needs the test split in --data-dir)")
     return p
 
 
@@ -67,9 +71,23 @@ def check_args(args) -> str | None:
         return "--lr must be positive"
     if args.limit is not None and args.limit < 1:
         return "--limit must be at least 1"
+    if args.quality_per_class is not None and args.quality_per_class < 0:
+        return "--quality-per-class must be 0 (off) or more"
     if not 0 <= args.ema_decay < 1:
         return "--ema-decay must be in [0, 1)"
     return None
+
+
+def describe_quality(record: dict) -> str:
+    """One line for a quality.jsonl record: accuracy, its worst class, KID and what the probe cost."""
+    from core.classes import CLASS_NAMES
+
+    per_class = [(v, name) for v, name in zip(record["per_class_accuracy"], CLASS_NAMES) if v is not None]
+    worst = min(per_class) if per_class else None
+    cost = f" ({100 * record['cost']:.0f}% of the training time since the last)" if record.get("cost") else ""
+    return (f"epoch {record['epoch']} quality: accuracy {100 * record['accuracy']:.1f}%"
+            + (f" (worst {worst[1]} {100 * worst[0]:.0f}%)" if worst else "")
+            + f", KID {record['kid']:.4f}, {record['items']} items in {record['seconds']:.1f} s{cost}")
 
 
 def main(argv=None) -> int:
@@ -133,14 +151,20 @@ def main(argv=None) -> int:
                               f"{d['images_per_sec']:.0f} img/s eta {d['eta_sec'] / 60:.1f} min")
         elif event.kind == "samples":
             console.print(f"epoch {event.epoch} samples: {d['path']}")
+        elif event.kind == "quality":
+            console.print(describe_quality(d), markup=False, highlight=False)
 
-    trainer = None
+    trainer, quality = None, None
+    if args.quality_per_class != 0 and rank == 0:
+        from core.evaluation.probe import QualityProbe
+
+        quality = QualityProbe(args.data_dir, args.quality_per_class)
     try:
         if world_size > 1:
             init_distributed(args.device)
         with progress:
             trainer = Trainer(args.run_dir, config, data_dir=args.data_dir, resume=args.resume, download=args.download,
-                              on_event=on_event, preset=args.preset, rank=rank, world_size=world_size)
+                              on_event=on_event, preset=args.preset, rank=rank, world_size=world_size, quality=quality)
 
             for reason in getattr(trainer, "resume_skipped", []):
                 console.print(f"fashion-train: warning: skipped {reason}", markup=False, highlight=False)

@@ -10,7 +10,8 @@ read per step, for-loop AdamW), fp32, bf16 and compiled bf16, side by side with 
 samples), and with DDIM 50 and DDPM 250 at auto's precision; peak resident memory, and
 each start-up cost of `fashion-tui generate`, measured in a fresh process: importing torch and
 the generation path, reading the checkpoint, checking its shapes, building the model, hashing
-the file, and the first sampling call.
+the file, and the first sampling call; and the quality probe's seconds against an epoch's training
+seconds at the measured rate (`--data-dir`: it needs the test split).
 """
 
 from __future__ import annotations
@@ -123,6 +124,25 @@ def train_rate(preset, device, precision: str, compiled: bool, before: bool, ste
     return 128 * steps / (time.perf_counter() - start), compile_seconds
 
 
+def probe_cost(generator, device, rate: float, data_dir: str | None) -> tuple[str, str]:
+    """The quality probe at the end of an epoch (core.evaluation.probe, auto items for a full epoch)
+    against the training seconds of a 60,000-image epoch at `rate` images/s."""
+    from core.evaluation.probe import QualityProbe, auto_per_class
+
+    probe = QualityProbe(data_dir, auto_per_class(60_000))
+    start = time.perf_counter()
+    off = probe.prepare(device)
+    if off:
+        return "quality probe", f"n/a ({off})"
+    prepare = time.perf_counter() - start
+    start = time.perf_counter()
+    record = probe.score(generator, device)
+    seconds, epoch = time.perf_counter() - start, 60_000 / rate
+    return (f"quality probe per epoch ({record['items']} items, DPM {record['steps']}, {record['precision']})",
+            f"{seconds:.1f} s = {100 * seconds / epoch:.1f}% of an epoch ({epoch:.0f} s at {rate:.0f} images/s); "
+            f"accuracy {100 * record['accuracy']:.1f}%, KID {record['kid']:.4f}; loading the test split once: {prepare:.1f} s")
+
+
 def write_seed_checkpoint(path: str) -> None:
     """An untrained `seed`-preset generator: the original design's model size, for timing it."""
     import torch
@@ -150,6 +170,7 @@ def main() -> None:
     parser.add_argument("--preset", default=DEFAULT_PRESET)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--write-seed-checkpoint", default=None, metavar="PATH")
+    parser.add_argument("--data-dir", default=None, help="Fashion-MNIST, for the quality probe's row")
     parser.add_argument("--no-compile", dest="compile", action="store_false",
                         help="skip the compiled training row (compiling takes a minute or two on a CPU)")
     args = parser.parse_args()
@@ -235,6 +256,8 @@ def main() -> None:
         rows.append((f"16 items, default, autoguidance {AUTOGUIDANCE_ON:g} ({guide.path.name}, "
                      f"{sum(p.numel() for p in guide.denoiser.parameters()) / 1e6:.2f}M params)",
                      f"{auto:.2f} s against {plain:.2f} s without: {auto / plain:.2f}x (medians of 5, alternating)"))
+    rows.append(probe_cost(generator, device, max(r for m, r in rates.items() if m[0] == precision and not m[2]),
+                           args.data_dir))
     rows.append(("peak resident memory (this process)", f"{peak_rss_mb():.0f} MB"))
     if device.type == "cuda":
         rows.append(("peak CUDA memory", f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MB"))

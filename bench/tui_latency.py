@@ -193,7 +193,7 @@ def main() -> int:
         for index in range(args.presses):
             mark, sent = term.send("]" if index % 2 == 0 else "[")  # the cursor goes to the guidance row
             restarts.append(1000 * (term.wait_for("denoising", mark, timeout=10) - sent))
-            for key, hint in (("\x1b[B", "how classes combine"), ("\x1b[A", "0 = no guidance")):
+            for key, hint in (("\x1b[B", "how classes combine"), ("\x1b[A", "0 = none")):
                 mark, sent = term.send(key)
                 live_arrows.append(1000 * (term.wait_for(hint, mark, timeout=10) - sent))
             live_palette += palette_latencies(term, 1, state)

@@ -83,12 +83,18 @@ def to_pil(grey: torch.Tensor, palette: str = "grey", scale: int = 1) -> Image.I
 
 def save_png(image: Image.Image, path: str | os.PathLike, metadata: dict | None = None) -> Path:
     """Write atomically; the recipe goes in a tEXt chunk as JSON. Raises ExportError (one line)."""
-    path = Path(path)
-    info = PngImagePlugin.PngInfo()
-    if metadata is not None:
-        info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
+    return _save(image, Path(path), "PNG", metadata)
+
+
+def _save(image: Image.Image, path: Path, kind: str, metadata: dict | None = None, **options) -> Path:
+    """Encode (a PNG carries `metadata` as the recipe's text chunk) and write atomically; ExportError (one line)."""
+    if kind == "PNG":
+        info = PngImagePlugin.PngInfo()
+        if metadata is not None:
+            info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
+        options["pnginfo"] = info
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
+    image.save(buffer, format=kind, **options)
     try:
         atomic_write_bytes(buffer.getvalue(), path)
     except OSError as error:
@@ -179,3 +185,144 @@ def unique_path(directory: Path, stem: str, suffix: str = ".png") -> Path:
         candidate = directory / f"{stem}-{counter}{suffix}"
         counter += 1
     return candidate
+
+
+# ---------------------------------------------------------------- pictures to edit from
+MAX_SOURCE_PIXELS = 4096 * 4096  # larger pictures are refused from their header, before any decoding
+MAX_SOURCE_BYTES = 64 << 20  # and so are larger files
+TRIM_LEVEL = 13  # grey levels (5% of 255): how close to the background colour an edge must be to be trimmed
+
+
+def read_source_image(path: str | os.PathLike) -> tuple[bytes, str]:
+    """A picture to edit from as the dataset's items are: 28x28 grey levels, a light item on black,
+    and how it was made so (a few words). ValueError (one line) for anything that is not one still,
+    8-bit picture of a sane size.
+
+    An item this app exported (its recipe names the palette) has its palette undone and its scale
+    taken back, so it comes back pixel for pixel. Any other picture is made as Fashion-MNIST made its
+    items from product photos: grey (luma; transparency over white), negated when its border is
+    mostly light (a dark item on a light background), and then, unless it is 28k x 28k pixels made of
+    k x k blocks (an item already), trimmed of the edges within 5% of the background colour, its
+    background stretched to black, scaled by area averaging so that its longer side is 28 pixels and
+    centred on black."""
+    path = Path(path)
+    recipe = _recipe_or_none(path)
+    if recipe is not None and "columns" in recipe:
+        raise ValueError(f"{path} is a grid of items: open the PNG of one item")
+    image = _open_still(path)
+    grey, how = _to_grey(image, recipe)
+    pixels = torch.tensor(list(grey.getdata()), dtype=torch.uint8).reshape(grey.height, grey.width)
+    border = torch.cat([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    if recipe is None and border.float().mean() > 127:  # mostly light around the edge: a dark item on light
+        pixels, border = 255 - pixels, 255 - border
+        how += ", negated (a light background)"
+    height, width = pixels.shape
+    if width == height and width % 28 == 0:
+        scale = width // 28
+        blocks = pixels.reshape(28, scale, 28, scale)
+        if bool((blocks == blocks[:, :1, :, :1]).all()):
+            return blocks[:, 0, :, 0].contiguous().numpy().tobytes(), how + (f", a 28px item at {scale}x" if scale > 1 else "")
+    return _as_dataset_item(path, pixels, int(border.float().median()), how)
+
+
+def _recipe_or_none(path: Path) -> dict | None:
+    try:
+        return read_metadata(path)
+    except ValueError:
+        return None
+
+
+def _open_still(path: Path) -> Image.Image:
+    import warnings
+
+    try:
+        if path.stat().st_size > MAX_SOURCE_BYTES:
+            raise ValueError(f"{path} is too large a file ({path.stat().st_size >> 20} MB; at most {MAX_SOURCE_BYTES >> 20} MB)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as probe:  # reads the header only
+                width, height = probe.size
+                if width * height > MAX_SOURCE_PIXELS:
+                    raise ValueError(f"{path} is too large a picture ({width}x{height}; at most {MAX_SOURCE_PIXELS:,} pixels)")
+                if getattr(probe, "n_frames", 1) > 1:
+                    raise ValueError(f"{path} is animated ({probe.n_frames} frames): give one still picture")
+                if probe.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F") or any(
+                        isinstance(tile.args, str) and ";16" in tile.args for tile in probe.tile):
+                    raise ValueError(f"{path} has 16-bit or floating-point pixels: save it as an 8-bit picture")
+                probe.verify()  # checksums and structure, without decoding
+            image = Image.open(path)
+            image.load()
+    except FileNotFoundError:
+        raise ValueError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a directory, not a picture") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"{path} is too large a picture (a decompression bomb?)") from None
+    except Image.UnidentifiedImageError:
+        raise ValueError(f"{path} is not a picture Pillow can read") from None
+    except (OSError, SyntaxError, struct.error, zlib.error, EOFError) as error:  # unreadable, truncated or damaged
+        detail = getattr(error, "strerror", None) or " ".join(str(error).split())[:80] or type(error).__name__
+        raise ValueError(f"{path} cannot be read as a picture ({detail})") from None
+    return image
+
+
+def _to_grey(image: Image.Image, recipe: dict | None) -> tuple[Image.Image, str]:
+    """Grey levels: an exported item's palette undone (each colour to its nearest palette entry);
+    transparency over white; anything else by luma (ITU-R 601)."""
+    how = f"{image.width}x{image.height} {image.mode}"
+    palette = recipe.get("palette") if recipe else None
+    if isinstance(palette, str) and palette in PALETTE_STOPS and palette != "grey":
+        rgb = torch.tensor(list(image.convert("RGB").getdata()), dtype=torch.float32)  # (pixels, 3)
+        levels = torch.cdist(rgb, palette_lut(palette).float()).argmin(dim=1).to(torch.uint8)
+        return Image.frombytes("L", image.size, levels.numpy().tobytes()), how + f", {palette} palette undone"
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+        how += ", transparency over white"
+    return image.convert("L"), how
+
+
+def _as_dataset_item(path: Path, pixels: torch.Tensor, background: int, how: str) -> tuple[bytes, str]:
+    """(H, W) uint8, a light item on `background` -> 28x28: trimmed, stretched, scaled, centred."""
+    foreground = (pixels.int() - background).abs() > TRIM_LEVEL
+    rows, columns = foreground.any(dim=1).nonzero(), foreground.any(dim=0).nonzero()
+    if len(rows) == 0:
+        raise ValueError(f"{path} is blank (one colour): nothing to edit from")
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+    item = ((pixels[top:bottom, left:right].float() - background) * 255 / max(1, 255 - background)).clamp(0, 255)
+    width, height = right - left, bottom - top
+    fit = 28 / max(width, height)
+    size = (max(1, round(width * fit)), max(1, round(height * fit)))
+    small = Image.frombytes("L", (width, height), item.round().to(torch.uint8).numpy().tobytes()).resize(size, Image.BOX)
+    canvas = Image.new("L", (28, 28), 0)
+    canvas.paste(small, ((28 - size[0]) // 2, (28 - size[1]) // 2))
+    return canvas.tobytes(), how + f", trimmed to {width}x{height}, scaled to {size[0]}x{size[1]} by area averaging, centred"
+
+
+# ---------------------------------------------------------------- the denoising film
+FILM_FORMATS = ("png", "gif")  # animated PNG (carries the recipe) or GIF
+
+
+def save_film(frames: list[tuple[str, torch.Tensor, torch.Tensor]], path: str | os.PathLike, palette: str = "grey",
+              scale: int = 4, metadata: dict | None = None, frame_ms: int = 150, last_ms: int = 1500) -> Path:
+    """An animated PNG or GIF (by the path's suffix) of (label, x_t, predicted x_0) frames, uint8
+    (28, 28) grey levels each: the two side by side below the label. Only a PNG carries the recipe."""
+    from PIL import ImageDraw, ImageFont
+
+    path = Path(path)
+    gif = path.suffix.lower() == ".gif"
+    try:
+        font = ImageFont.load_default(size=max(10, 3 * scale))
+    except (TypeError, OSError, ImportError):  # Pillow built without FreeType: its bitmap font
+        font = ImageFont.load_default()
+    side, pad, band = 28 * scale, 2 * scale, 5 * scale
+    images = []
+    for label, x_t, x0 in frames:
+        frame = Image.new("RGB", (2 * side + 3 * pad, band + side + pad), (0, 0, 0))
+        for column, grey in enumerate((x_t, x0)):
+            frame.paste(to_pil(grey, palette, scale).convert("RGB"), (pad + column * (side + pad), band))
+        ImageDraw.Draw(frame).text((pad, scale), label, fill=(230, 230, 230), font=font)
+        images.append(frame)
+    durations = [frame_ms] * (len(images) - 1) + [last_ms]
+    return _save(images[0], path, "GIF" if gif else "PNG", None if gif else metadata, save_all=True,
+                 append_images=images[1:], duration=durations, loop=0)

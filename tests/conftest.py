@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny generator checkpoint and a tiny synthetic dataset (helpers in support.py)."""
+"""Shared fixtures: the test model, an untrained tiny checkpoint and a tiny synthetic dataset (helpers in support.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from support import make_fake_dataset, make_tiny_checkpoint
+from support import TEST_MODEL, make_fake_dataset, make_tiny_checkpoint
 
 torch.set_num_threads(1)  # tests are small; leave the other core to whatever else runs
 
@@ -19,18 +19,21 @@ def fake_data_dir(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
+    """Untrained: for file, hash and refusal tests; never for comparing pixels (support.make_tiny_checkpoint)."""
     return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
 
 
 @pytest.fixture(scope="session")
-def perturbed(tiny_checkpoint):
-    """A tiny generator whose class and guidance visibly change its output (fresh weights are near-identity).
-    Shared: tests must not change it (load_generator(tiny_checkpoint) gives a private copy)."""
-    from core.checkpoint import load_generator
+def trained_checkpoint() -> Path:
+    """The test model's file (tests/data/test-model.pt), its guide beside it. Read-only: copy it to change it."""
+    return TEST_MODEL
 
-    generator = load_generator(tiny_checkpoint)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in generator.denoiser.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return generator
+
+@pytest.fixture(scope="session")
+def trained(trained_checkpoint):
+    """The test model with its autoguidance guide attached, as the app loads it (open_generator).
+    Shared: tests must not change it (load_generator(trained_checkpoint) gives a private copy;
+    dataclasses.replace(trained, guide=None) the model without its guide)."""
+    from core.checkpoint import open_generator
+
+    return open_generator(trained_checkpoint)

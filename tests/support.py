@@ -13,6 +13,11 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# The test model: the tiny preset trained on Fashion-MNIST, with its guide beside it as
+# test-model-guide.pt (made by tests/make_test_model.py). Every test that compares pixels samples
+# it: each field of a request moves its pixels (tests/core/test_test_model.py), which an untrained
+# model's do not.
+TEST_MODEL = REPO / "tests" / "data" / "test-model.pt"
 
 
 def write_idx(path: Path, array: torch.Tensor, magic: int) -> None:
@@ -36,7 +41,9 @@ def make_fake_dataset(root: Path, n_train: int = 64, n_test: int = 20, seed: int
 
 
 def make_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
-    """An untrained tiny generator checkpoint (random weights, real format)."""
+    """An untrained tiny generator checkpoint (random weights, real format), for tests of files,
+    hashes and refusals. Its output layer starts at zero, so it draws the same pixels whatever the
+    request's class, guidance or mix: compare pixels from TEST_MODEL instead."""
     from core.checkpoint import FORMAT_VERSION, KIND, atomic_save, config_dicts, model_state
     from core.model.config import PRESETS
     from core.model.denoiser import Denoiser

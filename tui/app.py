@@ -34,11 +34,11 @@ class AppOptions:
     data_dir: str | None = None  # Fashion-MNIST for trainings started from the monitor
     train_preset: str = DEFAULT_PRESET  # trainings started from the monitor (--train-preset)
     train_overrides: dict = field(default_factory=dict)  # extra TrainConfig fields (--train-epochs)
+    runs_root: str = "runs"  # trainings started from the monitor go to runs_root/tui-YYYYmmdd-HHMMSS; compare lists it
     # Not on the command line: starting values (tests use small ones)
     sampler: str = DEFAULT_SAMPLER
     steps: int | None = None  # None: the sampler's default
     items: int = DEFAULT_ITEMS
-    runs_root: str = "runs"  # trainings started from the monitor go to runs_root/tui-YYYYmmdd-HHMMSS
 
     @classmethod
     def from_args(cls, args) -> "AppOptions":
@@ -46,7 +46,8 @@ class AppOptions:
                    export_dir=args.export_dir,
                    from_png=args.from_png, data_dir=getattr(args, "data_dir", None),
                    train_preset=getattr(args, "train_preset", DEFAULT_PRESET),
-                   train_overrides={"epochs": args.train_epochs} if getattr(args, "train_epochs", None) else {})
+                   train_overrides={"epochs": args.train_epochs} if getattr(args, "train_epochs", None) else {},
+                   runs_root=getattr(args, "runs_root", "runs"))
 
 
 class FashionApp(App):

@@ -73,6 +73,53 @@ def _add_precision_arg(p: argparse.ArgumentParser, what: str) -> None:
                         f"bf16 or fp32; a PNG's recipe keeps the precision that drew it")
 
 
+def _add_steering_args(p: argparse.ArgumentParser) -> None:
+    from core.images import FILM_FORMATS
+    from core.sampling.limits import DEFAULT_INIT_STRENGTH, DEFAULT_SWITCH_AT, DEFAULT_VARIATION_STRENGTH
+
+    p.add_argument("--variation-seed", type=int, default=None, metavar="V",
+                   help="make the items variations of the one item --seed draws: item i mixes in the noise of seed V + i")
+    p.add_argument("--variation-strength", type=float, default=None, metavar="S",
+                   help=f"how much of V's noise, 0-1 (0 = the item itself, 1 = V's own items; default {DEFAULT_VARIATION_STRENGTH:g})")
+    p.add_argument("--init", default=None, metavar="FILE",
+                   help="edit from this picture (an exported item, or any PNG/JPEG/...: made grey, 28x28, light on black)")
+    p.add_argument("--strength", type=float, default=None, metavar="S",
+                   help=f"how far the --init picture is noised before it is redrawn, 0-1 (0 = the picture, 1 = fresh "
+                        f"noise; default {DEFAULT_INIT_STRENGTH:g})")
+    p.add_argument("--switch-to", default=None, metavar="CLASSES",
+                   help='ask for these classes (a class or mix, like --class) from --switch-at of the steps on')
+    p.add_argument("--switch-at", type=float, default=None, metavar="F",
+                   help=f"fraction of the steps made before the switch, 0-1 (default {DEFAULT_SWITCH_AT:g})")
+    p.add_argument("--film", nargs="?", const="png", default=None, choices=FILM_FORMATS,
+                   help="also write each item's denoising film (x_t and predicted x_0 at every step) as an animated "
+                        "png (default, carrying the recipe) or gif")
+
+
+def _steering_fields(args) -> tuple[dict, str | None]:
+    """The request's steering fields from the command line, and how the --init picture was read."""
+    from core.classes import parse_class_spec
+    from core.images import read_source_image
+    from core.sampling.limits import DEFAULT_VARIATION_STRENGTH
+
+    for option, needs, given in (("--variation-strength", "--variation-seed", args.variation_seed),
+                                 ("--strength", "--init", args.init), ("--switch-at", "--switch-to", args.switch_to)):
+        if getattr(args, option[2:].replace("-", "_")) is not None and given is None:
+            raise ValueError(f"{option} needs {needs}")
+    fields, how = {}, None
+    if args.variation_seed is not None:
+        strength = DEFAULT_VARIATION_STRENGTH if args.variation_strength is None else args.variation_strength
+        fields |= {"variation_seed": args.variation_seed, "variation_strength": strength, "shared_noise": True}
+    if args.init is not None:
+        fields["init_image"], how = read_source_image(args.init)
+        if args.strength is not None:
+            fields["init_strength"] = args.strength
+    if args.switch_to is not None:
+        fields["switch_to"] = parse_class_spec(args.switch_to)
+        if args.switch_at is not None:
+            fields["switch_at"] = args.switch_at
+    return fields, how
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Train, watch and play with a class-conditional diffusion model of Fashion-MNIST.")
     p.add_argument("--checkpoint", default=None, help="generator checkpoint for the app (default: the shipped model)")
@@ -82,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-dir", default="exports", help="where the app's exports go (default ./exports)")
     p.add_argument("--from-png", default=None, help="open the app with the recipe stored in an exported PNG")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder for trainings started from the monitor")
+    p.add_argument("--runs-root", default="runs",
+                   help="the runs folder: trainings started from the monitor go there, its compare view lists it (default ./runs)")
     from core.model.config import DEFAULT_PRESET, PRESETS, TrainConfig  # plain dataclasses: no torch
 
     p.add_argument("--train-preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
@@ -108,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"how the classes of a mix combine (default {DEFAULT_MIX}): "
                         + "; ".join(f"{name}: {text}" for name, text in MIX_DESCRIPTIONS.items()))
     _add_sampling_args(g)
+    _add_steering_args(g)
 
     i = sub.add_parser("info", help="print the recipe stored in an exported PNG")
     i.add_argument("png", nargs="+")
@@ -140,13 +190,15 @@ def cmd_generate(args) -> int:
     from core.sampling.recipes import check_writable, export_items
     from core.images import MAX_SCALE, PALETTES, ExportError
     from core.sampling.request import SampleRequest, SampleRequestError, check_guide
-    from core.sampling.samplers import sample
+    from core.sampling.recipes import export_film
+    from core.sampling.samplers import sample, sample_films
 
     try:
         weights = parse_class_spec(args.class_spec)
+        steering, how = _steering_fields(args)
         request = SampleRequest(weights, n=args.n, guidance=args.guidance, sampler=args.sampler, steps=args.steps, seed=args.seed,
                                 guidance_interval=args.guidance_interval, black_level=args.black_level, mix=args.mix,
-                                autoguidance=args.autoguidance, precision=args.precision).validate()
+                                autoguidance=args.autoguidance, precision=args.precision, **steering).validate()
         if args.palette not in PALETTES:
             raise ValueError(f"unknown palette {args.palette!r}; choose from {', '.join(PALETTES)}")
         if not 1 <= args.scale <= MAX_SCALE:
@@ -157,15 +209,20 @@ def cmd_generate(args) -> int:
         generator = load_generator_or_fail(args.checkpoint, args.device, args.guide)  # a refused file leaves no --out folder behind
         check_guide(generator, request.autoguidance)
         check_writable(out)  # fail before spending time on sampling
-        images = sample(generator, request)
+        images, films = sample_films(generator, request) if args.film else (sample(generator, request), [])
         paths = export_items(images, request, out, generator.hash, str(generator.path), args.palette, args.scale, args.columns,
                              guide=generator.guide_identity())
+        films = [export_film(frames, request, i, out, generator.hash, str(generator.path), args.palette, max(4, args.scale),
+                             args.film, generator.guide_identity()) for i, frames in enumerate(films)]
     except (ClassSpecError, SampleRequestError, CheckpointError, ExportError, ValueError) as error:
         return _fail(str(error), 1)
     grid = [p for p in paths if p.name.startswith("grid")]
     if args.show:
         show_in_terminal(images, args.palette)
-    print(f"wrote {len(paths) - len(grid)} items and {grid[0] if grid else 'no grid'} into {out}")
+    if how:
+        print(f"edited from {args.init}: {how}")
+    print(f"wrote {len(paths) - len(grid)} items and {grid[0] if grid else 'no grid'} into {out}"
+          + (f", and {len(films)} films ({films[0].name} ...)" if films else ""))
     return 0
 
 
@@ -196,10 +253,15 @@ def cmd_info(args) -> int:
             print(json.dumps(data, indent=2, sort_keys=True))
             continue
         print(f"{name}:")
+        steering = {"variation_seed": ("variation_seed", "variation_strength"),
+                    "init_image": ("init_image", "init_strength"), "switch_to": ("switch_to_classes", "switch_at")}
+        active = [key for switch, keys in steering.items() if data.get(switch) is not None for key in keys]
         for key in ("classes", "mix", "guidance", "autoguidance", "guide", "guide_hash", "guidance_interval", "black_level",
-                    "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise", "precision", "checkpoint", "checkpoint_hash", "palette", "scale", "created"):
+                    "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise", "precision", *active, "film",
+                    "checkpoint", "checkpoint_hash", "palette", "scale", "created"):
             if key in data:
-                print(f"  {key:18} {data[key]}")
+                value = "a 28x28 grey picture (in the recipe: --json shows it)" if key == "init_image" else data[key]
+                print(f"  {key:18} {value}")
     return status
 
 

@@ -15,10 +15,11 @@ import torch
 
 from core import checkpoint
 from core.checkpoint import Generator, find_by_hash, model_search_places
-from core.sampling.recipes import export_items, request_from_recipe
-from core.images import PALETTES, palette_lut, read_metadata, to_uint8
+from core.sampling.recipes import export_film, export_items, request_from_recipe
+from core.images import PALETTES, palette_lut, read_metadata, read_source_image, to_uint8  # noqa: F401 (read_source_image: the screens' O)
 from core.sampling.request import SampleRequest, SampleRequestError, blend_weights  # noqa: F401 (screens catch jobs.SampleRequestError)
 from core.sampling.samplers import SampleStep, sample_steps
+from core.sampling.steering import film_frame, final_frame
 
 # One sampler at a time: a cancelled run still finishing its step must not compete for the
 # CPU with the next one (guidance itself is per call in core.sampling.samplers).
@@ -74,13 +75,41 @@ def grey_bytes(x: torch.Tensor) -> bytes:
     return to_uint8(x[:, 0]).contiguous().numpy().tobytes()
 
 
-def steps(generator: Generator, request: SampleRequest, cancelled=lambda: False) -> Iterator[SampleStep]:
+def steps(generator: Generator, request: SampleRequest, cancelled=lambda: False, film: bool = False) -> Iterator[SampleStep]:
     """sample_steps, holding SAMPLING_LOCK from the first step until the iterator is closed. A run
     cancelled while it waited for the lock (live mode queues one per key) stops before its first step."""
     with SAMPLING_LOCK:
         if cancelled():
             return
-        yield from sample_steps(generator, request)
+        yield from sample_steps(generator, request, film=film)
+
+
+def film(generator: Generator, request: SampleRequest, index: int, cancelled=lambda: False) -> list[tuple[str, bytes, bytes]] | None:
+    """Item `index`'s denoising film, the request run again recording it: (label, x_t, predicted x_0)
+    frames as grey bytes, the finished item last; None if cancelled."""
+    frames, last = [], None
+    run = steps(generator, request, cancelled, film=True)
+    try:
+        for last in run:
+            if cancelled():
+                return None
+            frames.append(film_frame(last, index))
+    finally:
+        run.close()
+    if last is None:
+        return None
+    frames.append(final_frame(last, index))
+    return [(label, x_t.numpy().tobytes(), x0.numpy().tobytes()) for label, x_t, x0 in frames]
+
+
+def export_item_film(frames: list[tuple[str, bytes, bytes]], request: SampleRequest, index: int, directory: str,
+                     generator: Generator, palette: str, scale: int) -> Path:
+    def grey(pixels: bytes) -> torch.Tensor:
+        return torch.frombuffer(bytearray(pixels), dtype=torch.uint8).reshape(28, 28)
+
+    return export_film([(label, grey(x_t), grey(x0)) for label, x_t, x0 in frames], request, index, directory,
+                       generator.hash, str(generator.path) if generator.path else None, palette, scale,
+                       guide=generator.guide_identity())
 
 
 def export(images: torch.Tensor, request: SampleRequest, directory: str, generator: Generator,

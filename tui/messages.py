@@ -91,6 +91,32 @@ class RecipeFailed(Message):
 
 
 @dataclass
+class FilmReady(Message):
+    """The selected item's denoising film: (label, x_t, predicted x_0) frames of grey bytes, the finished item last."""
+
+    job: int  # the run the film re-ran (stale once another starts)
+    index: int
+    frames: list[tuple[str, bytes, bytes]]
+
+
+@dataclass
+class SourceLoaded(Message):
+    """A picture to edit from, read as the dataset's items are (core.images.read_source_image)."""
+
+    path: str
+    pixels: bytes  # 28x28 grey levels
+    how: str  # how it was made so, a few words
+
+
+@dataclass
+class SteeringFailed(Message):
+    """A film or a picture to edit from could not be made or read (error: one line)."""
+
+    what: str
+    error: str
+
+
+@dataclass
 class RunUpdate(Message):
     """A new snapshot of the watched run directory (tui.runwatch.RunSnapshot)."""
 
@@ -98,6 +124,28 @@ class RunUpdate(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunUpdate) and message.snapshot.run_dir == self.snapshot.run_dir
+
+
+@dataclass
+class MachineUpdate(Message):
+    """A reading of the machine the watched run trains on (tui.machine.MachineReading) and its history."""
+
+    reading: Any
+    history: tuple  # MachineReadings, oldest first
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, MachineUpdate)
+
+
+@dataclass
+class CompareUpdate(Message):
+    """Snapshots of the runs picked in the compare view (run directory -> tui.runwatch.RunSnapshot)."""
+
+    snapshots: dict
+    runs: tuple  # the run directories under the runs folder, as listed now
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, CompareUpdate)
 
 
 @dataclass

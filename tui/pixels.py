@@ -108,3 +108,12 @@ def downscale_nearest(pixels: bytes, width: int, height: int, factor: int) -> tu
         line = pixels[y * factor * width: y * factor * width + width]
         rows.append(line[::factor][:out_w])
     return b"".join(rows), out_w, out_h
+
+
+def downscale_area(pixels: bytes, size: int, factor: int) -> bytes:
+    """A size x size grey image shrunk by `factor` by area averaging (Pillow's box filter, as the
+    monitor's thumbnails are): every output pixel is the mean of the factor x factor pixels it covers."""
+    from PIL import Image
+
+    small = size // factor
+    return Image.frombytes("L", (size, size), pixels).resize((small, small), Image.BOX).tobytes()

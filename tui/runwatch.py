@@ -1,4 +1,6 @@
-"""Follow a run directory written by core.training.trainer (this process or another) by polling its files.
+"""Follow a run directory written by core.training.trainer (this process or another) by polling its
+files: metrics.jsonl, quality.jsonl, run.json, checkpoints and sample grids; and list the runs under a
+runs folder for the compare view.
 
 Nothing here raises on a file that is missing, half-written, replaced or deleted: `poll()`
 always returns a snapshot, and `notes` say in words what was seen. No Textual, no torch
@@ -8,11 +10,14 @@ always returns a snapshot, and `notes` say in words what was seen. No Textual, n
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.training.rundir import CHECKPOINTS, METRICS, RUN_INFO, SAMPLE_PATTERN, SAMPLE_SCALE, SAMPLES, checkpoint_names
+from core.training.rundir import (
+    CHECKPOINTS, METRICS, QUALITY, RUN_INFO, SAMPLE_PATTERN, SAMPLE_SCALE, SAMPLES, checkpoint_names,
+)
 
 from .pixels import downscale_nearest
 
@@ -38,6 +43,9 @@ class RunSnapshot:
     steps: tuple[int, ...] = ()
     loss: tuple[float, ...] = ()
     loss_smooth: tuple[float, ...] = ()
+    elapsed: tuple[float, ...] = ()  # training seconds at each record (NaN where a record has none)
+    rates: tuple[float, ...] = ()  # images/s at each record
+    quality: tuple[dict, ...] = ()  # quality.jsonl's records (core.evaluation.probe), oldest first
     latest: dict = field(default_factory=dict)  # the newest metrics record
     checkpoints: tuple[str, ...] = ()  # file names, oldest first
     sample: SampleGrid | None = None
@@ -48,6 +56,16 @@ class RunSnapshot:
 def newest_checkpoint(run_dir: Path) -> Path | None:
     names = checkpoint_names(run_dir)
     return run_dir / CHECKPOINTS / names[-1] if names else None
+
+
+def list_runs(root: Path) -> list[Path]:
+    """The run directories directly under `root` (folders holding run.json or metrics.jsonl), by name;
+    [] when root is missing or unreadable. Folders that vanish while being looked at are left out."""
+    try:
+        folders = sorted(entry for entry in root.iterdir() if entry.is_dir())
+    except OSError:
+        return []
+    return [folder for folder in folders if (folder / RUN_INFO).is_file() or (folder / METRICS).is_file()]
 
 
 def read_sample_grid(path: Path) -> SampleGrid | None:
@@ -79,51 +97,60 @@ def _item(grid, row: int, column: int, size: int) -> bytes:
     return (item if size == 28 else item.resize((size, size), Image.BOX)).tobytes()
 
 
-class RunTailer:
-    """Incrementally reads metrics.jsonl; call poll() as often as you like."""
+def _metric(record: dict) -> tuple[int, float, float, float, float]:
+    """(step, loss, loss_smooth, elapsed_sec, images_per_sec) of a metrics.jsonl record; NaN where absent."""
+    step, loss = int(record["step"]), float(record["loss"])
+    return (step, loss, float(record.get("loss_smooth", loss)), float(record.get("elapsed_sec", math.nan)),
+            float(record.get("images_per_sec", math.nan)))
 
-    def __init__(self, run_dir: str | os.PathLike):
-        self.run_dir = Path(run_dir)
+
+def _quality(record: dict) -> dict:
+    """A quality.jsonl record with the fields the charts read checked: step, accuracy, KID."""
+    record["step"] = int(record["step"])
+    for key in ("accuracy", "kid"):
+        if record.get(key) is not None:
+            record[key] = float(record[key])
+    return record
+
+
+class JsonlTail:
+    """The complete lines appended to one JSONL file since the last read, parsed by `parse` (a
+    record -> a row; ValueError, KeyError or TypeError mark the line damaged). A file replaced or
+    cut shorter is read again from the start; a missing one keeps what was read."""
+
+    def __init__(self, path: Path, parse):
+        self.path, self.parse = path, parse
         self._identity: tuple[int, int] | None = None  # (device, inode) of the file being read
         self._offset = 0
-        self._damaged = 0
-        self._steps: list[int] = []
-        self._loss: list[float] = []
-        self._smooth: list[float] = []
-        self._latest: dict = {}
-        self._sample_key: tuple[str, float] | None = None
-        self._sample: SampleGrid | None = None
-        self._last: RunSnapshot | None = None
-        self._version = 0
-        self._events: list[str] = []  # one-off notes (file replaced...), shown once
+        self.rows: list = []
+        self.latest: dict = {}  # the newest good record
+        self.damaged = 0
 
-    def _reset_metrics(self) -> None:
-        self._offset, self._damaged = 0, 0
-        self._steps, self._loss, self._smooth, self._latest = [], [], [], {}
-
-    def _read_metrics(self, notes: list[str]) -> None:
-        path = self.run_dir / METRICS
+    def read(self, notes: list[str], events: list[str], missing: str | None) -> None:
+        """Read what was appended; `missing` is the note for a file not there yet (None: no note)."""
+        name = self.path.name
         try:
-            stat = path.stat()
+            stat = self.path.stat()
         except OSError:
             if self._identity is not None:
-                self._events.append("metrics.jsonl disappeared; keeping what was read")
+                events.append(f"{name} disappeared; keeping what was read")
                 self._identity = None
-            notes.append("no metrics.jsonl yet")
+            if missing:
+                notes.append(missing)
             return
         identity = (stat.st_dev, stat.st_ino)
         if self._identity is not None and (identity != self._identity or stat.st_size < self._offset):
-            self._events.append("metrics.jsonl was replaced or truncated; reading it again from the start")
-            self._reset_metrics()
+            events.append(f"{name} was replaced or truncated; reading it again from the start")
+            self._offset, self.damaged, self.rows, self.latest = 0, 0, [], {}
         self._identity = identity
         if stat.st_size == self._offset:
             return
         try:
-            with open(path, "rb") as handle:
+            with open(self.path, "rb") as handle:
                 handle.seek(self._offset)
                 chunk = handle.read()
         except OSError as error:
-            notes.append(f"cannot read metrics.jsonl: {error.strerror or error}")
+            notes.append(f"cannot read {name}: {error.strerror or error}")
             return
         end = chunk.rfind(b"\n")
         if end < 0:
@@ -134,15 +161,28 @@ class RunTailer:
                 continue
             try:
                 record = json.loads(line)
-                step, loss = int(record["step"]), float(record["loss"])
-                smooth = float(record.get("loss_smooth", loss))
-            except (ValueError, KeyError, TypeError):
-                self._damaged += 1
+                row = self.parse(record)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                self.damaged += 1
                 continue
-            self._steps.append(step)
-            self._loss.append(loss)
-            self._smooth.append(smooth)
-            self._latest = record
+            self.rows.append(row)
+            self.latest = record
+
+
+class RunTailer:
+    """Incrementally reads metrics.jsonl and quality.jsonl; call poll() as often as you like.
+    samples=False skips the sample grids (the compare view draws only curves)."""
+
+    def __init__(self, run_dir: str | os.PathLike, samples: bool = True):
+        self.run_dir = Path(run_dir)
+        self.samples = samples
+        self._metrics = JsonlTail(self.run_dir / METRICS, _metric)
+        self._quality = JsonlTail(self.run_dir / QUALITY, _quality)
+        self._sample_key: tuple[str, float] | None = None
+        self._sample: SampleGrid | None = None
+        self._last: RunSnapshot | None = None
+        self._version = 0
+        self._events: list[str] = []  # one-off notes (file replaced...), shown once
 
     def _read_info(self, notes: list[str]) -> dict:
         try:
@@ -179,20 +219,24 @@ class RunTailer:
         if not exists:
             notes.append(f"run directory {self.run_dir} does not exist (removed?); waiting for it")
             info = {}
-            if self._identity is not None:
-                self._identity = None
+            self._metrics._identity = self._quality._identity = None
         else:
             info = self._read_info(notes)
-            self._read_metrics(notes)
-            self._read_sample()
-        if self._damaged:
-            notes.append(f"skipped {self._damaged} damaged line(s) in metrics.jsonl")
+            self._metrics.read(notes, self._events, "no metrics.jsonl yet")
+            self._quality.read(notes, self._events, None)
+            if self.samples:
+                self._read_sample()
+        for tail in (self._metrics, self._quality):
+            if tail.damaged:
+                notes.append(f"skipped {tail.damaged} damaged line(s) in {tail.path.name}")
         notes.extend(self._events)
         self._events.clear()
+        columns = list(zip(*self._metrics.rows)) or [()] * 5
         snapshot = RunSnapshot(
             run_dir=self.run_dir, exists=exists, info=info,
-            steps=tuple(self._steps), loss=tuple(self._loss), loss_smooth=tuple(self._smooth),
-            latest=dict(self._latest), checkpoints=tuple(checkpoint_names(self.run_dir)) if exists else (),
+            steps=tuple(columns[0]), loss=tuple(columns[1]), loss_smooth=tuple(columns[2]),
+            elapsed=tuple(columns[3]), rates=tuple(columns[4]), quality=tuple(self._quality.rows),
+            latest=dict(self._metrics.latest), checkpoints=tuple(checkpoint_names(self.run_dir)) if exists else (),
             sample=self._sample, notes=tuple(notes), version=self._version,
         )
         if self._last is None or _changed(self._last, snapshot):
@@ -203,8 +247,8 @@ class RunTailer:
 
 
 def _changed(old: RunSnapshot, new: RunSnapshot) -> bool:
-    return (old.exists, old.info, len(old.steps), old.checkpoints, old.sample, old.notes, old.latest) != \
-           (new.exists, new.info, len(new.steps), new.checkpoints, new.sample, new.notes, new.latest)
+    return (old.exists, old.info, len(old.steps), len(old.quality), old.checkpoints, old.sample, old.notes, old.latest) != \
+           (new.exists, new.info, len(new.steps), len(new.quality), new.checkpoints, new.sample, new.notes, new.latest)
 
 
 def _with_version(snapshot: RunSnapshot, version: int) -> RunSnapshot:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from core.classes import DEFAULT_MIX, MIX_METHODS, NUM_CLASSES, SHORT_NAMES
 from core.sampling.limits import (
     AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL,
+    DEFAULT_INIT_STRENGTH, DEFAULT_SWITCH_AT, DEFAULT_VARIATION_STRENGTH,
     DEFAULT_ITEMS, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS,
     MIN_STEPS, SAMPLERS,
 )
@@ -42,6 +43,15 @@ class GenerateState:
     palette: str = "grey"
     mix: str = DEFAULT_MIX  # how a multi-class mix becomes the prediction (core.model.mixing)
     autoguidance: float = 0.0  # w of the push away from the guide model; 0 = guidance alone
+    # steering (core.sampling.steering), each off until its key turns it on
+    variation_seed: int | None = None  # set: the items are variations (w) of the one item `seed` draws
+    variation_strength: float = DEFAULT_VARIATION_STRENGTH
+    init_image: bytes | None = None  # set: the items are edits of this picture (E: an item, O: a file)
+    init_strength: float = DEFAULT_INIT_STRENGTH
+    init_label: str = ""  # where the picture came from, for the info line
+    other_mix: tuple[list[int], dict[int, float]] | None = None  # the mix of a class switch the list is not editing
+    switch_at: float = DEFAULT_SWITCH_AT
+    editing_switch: bool = False  # the class list edits the "then" mix (t); other_mix holds the first
 
     # ------------------------------------------------------------ classes and shares
     def toggle(self, index: int) -> None:
@@ -88,16 +98,8 @@ class GenerateState:
             self.shares[c] = room * (self.shares.get(c, 0.0) / total if total > 0 else 1.0 / len(others))
 
     def class_weights(self) -> list[float]:
-        """Ten weights summing to 1, as the sampler wants them."""
-        if not self.picked:
-            raise InputError("no class picked: move to a class with the arrows and press space")
-        total = sum(self.share(c) for c in self.picked)
-        if total <= 0:
-            raise InputError("a ratio of 0 for every class: give at least one picked class a share above 0%")
-        weights = [0.0] * NUM_CLASSES
-        for c in self.picked:
-            weights[c] = self.share(c) / total
-        return weights
+        """Ten weights summing to 1, as the sampler wants them (the mix the class list edits)."""
+        return _weights(self.picked, self.shares)
 
     def set_weights(self, weights: list[float]) -> None:
         """From a recipe: pick every class with a positive weight, largest first."""
@@ -112,9 +114,7 @@ class GenerateState:
         return self.picked[0], self.picked[1]
 
     def describe_mix(self) -> str:
-        if not self.picked:
-            return "no class picked"
-        return " + ".join(f"{SHORT_NAMES[c]} {self.share(c):.0f}%" for c in self.picked)
+        return _describe(self.picked, self.shares)
 
     # ------------------------------------------------------------ settings
     def set_guidance(self, value: float) -> None:
@@ -174,7 +174,11 @@ class GenerateState:
         self.seed = value
 
     def reroll_seed(self, rng: random.Random | None = None) -> None:
-        self.seed = (rng or random).randint(0, 999_999)
+        """A new seed; while varying, a new variation seed (the parent item stays)."""
+        if self.variation_seed is not None:
+            self.variation_seed = (rng or random).randint(0, 999_999)
+        else:
+            self.seed = (rng or random).randint(0, 999_999)
 
     def set_items(self, value: int) -> None:
         if not 1 <= value <= MAX_ITEMS:
@@ -191,9 +195,61 @@ class GenerateState:
 
     def request_fields(self) -> dict:
         """Keyword arguments for core.sampling.request.SampleRequest (the caller validates them)."""
-        return {"class_weights": self.class_weights(), "n": self.items, "guidance": self.guidance,
-                "guidance_interval": self.guidance_interval, "black_level": self.black_level, "sampler": self.sampler, "steps": self.steps, "seed": self.seed,
-                "mix": self.mix, "autoguidance": self.autoguidance}
+        first, then = self.first_and_then()
+        fields = {"class_weights": first, "n": self.items, "guidance": self.guidance,
+                  "guidance_interval": self.guidance_interval, "black_level": self.black_level, "sampler": self.sampler, "steps": self.steps, "seed": self.seed,
+                  "mix": self.mix, "autoguidance": self.autoguidance}
+        if self.variation_seed is not None:
+            fields |= {"variation_seed": self.variation_seed, "variation_strength": self.variation_strength, "shared_noise": True}
+        if self.init_image is not None:
+            fields |= {"init_image": self.init_image, "init_strength": self.init_strength}
+        if then is not None:
+            fields |= {"switch_to": then, "switch_at": self.switch_at}
+        return fields
+
+    # ------------------------------------------------------------ steering
+    def first_and_then(self) -> tuple[list[float], list[float] | None]:
+        """The weights asked for first, and after the switch (None without one)."""
+        edited = _weights(self.picked, self.shares, "the 'then' mix" if self.editing_switch else "")
+        if self.other_mix is None:
+            return edited, None
+        other = _weights(*self.other_mix, "the first mix" if self.editing_switch else "the 'then' mix")
+        return (other, edited) if self.editing_switch else (edited, other)
+
+    def toggle_switch_editing(self) -> None:
+        """The class list edits the other mix of a class switch, made as a copy of the first the first time."""
+        if self.other_mix is None:
+            self.other_mix = (list(self.picked), dict(self.shares))
+        (self.picked, self.shares), self.other_mix = self.other_mix, (self.picked, self.shares)
+        self.editing_switch = not self.editing_switch
+
+    def clear_switch(self) -> None:
+        if self.editing_switch:
+            self.toggle_switch_editing()
+        self.other_mix = None
+
+    def set_fraction(self, name: str, value: float) -> None:
+        """variation_strength, init_strength or switch_at: 0-1."""
+        what = {"variation_strength": "variation strength", "init_strength": "edit strength", "switch_at": "switch point"}[name]
+        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise InputError(f"{what} must be between 0 and 1, not {value:g}")
+        setattr(self, name, round(value, 3))
+
+    def describe_steering(self) -> str:
+        """The steering in force, for the info line ('' without any)."""
+        parts = []
+        if self.variation_seed is not None:
+            parts.append(f"vary {self.variation_strength:.2f} around seed {self.seed}")
+        if self.init_image is not None:
+            parts.append(f"edit {self.init_strength:.2f} from {self.init_label or 'a picture'}")
+        if self.other_mix is not None:
+            then = _describe(self.picked, self.shares) if self.editing_switch else _describe(*self.other_mix)
+            parts.append(f"then {'(editing) ' if self.editing_switch else ''}{then} from {self.switch_at:.0%}")
+        return " · ".join(parts)
+
+    def describe_first(self) -> str:
+        """The mix asked for first (the one the class list edits, unless it edits a switch's)."""
+        return _describe(*self.other_mix) if self.editing_switch else self.describe_mix()
 
     def apply_request(self, request) -> None:
         """Mirror a SampleRequest (from a PNG recipe) in the controls; locks the seed."""
@@ -215,6 +271,34 @@ class GenerateState:
         self.seed = request.seed
         self.seed_locked = True
         self.items = request.n
+        self.variation_seed = request.variation_seed
+        if request.variation_seed is not None:
+            self.variation_strength = request.variation_strength
+        self.init_image, self.init_label = request.init_image, "the recipe's picture" if request.init_image else ""
+        self.init_strength = request.init_strength
+        self.editing_switch, self.other_mix = False, None
+        if request.switch_to is not None:
+            picked = [i for i, w in sorted(enumerate(request.switch_to), key=lambda item: -item[1]) if w > 0]
+            self.other_mix = (picked, {i: 100.0 * request.switch_to[i] for i in picked})
+        self.switch_at = request.switch_at
+
+
+def _weights(picked: list[int], shares: dict[int, float], which: str = "") -> list[float]:
+    """Ten weights summing to 1 from picked classes and their shares."""
+    where = f" in {which}" if which else ""
+    if not picked:
+        raise InputError(f"no class picked{where}: move to a class with the arrows and press space")
+    total = sum(shares.get(c, 0.0) for c in picked)
+    if total <= 0:
+        raise InputError(f"a ratio of 0 for every class{where}: give at least one picked class a share above 0%")
+    weights = [0.0] * NUM_CLASSES
+    for c in picked:
+        weights[c] = shares.get(c, 0.0) / total
+    return weights
+
+
+def _describe(picked: list[int], shares: dict[int, float]) -> str:
+    return " + ".join(f"{SHORT_NAMES[c]} {shares.get(c, 0.0):.0f}%" for c in picked) if picked else "no class picked"
 
 
 def item_captions(request) -> list[str]:
@@ -225,4 +309,6 @@ def item_captions(request) -> list[str]:
             parts = [f"{SHORT_NAMES[c]} {round(100 * w)}" for c, w in enumerate(row) if w > 0]
             captions.append(" · ".join(parts))
         return captions
+    if request.variation_seed is not None:
+        return [f"vary {request.variation_seed + i}" for i in range(request.n)]
     return [f"seed {request.seed if request.shared_noise else request.seed + i}" for i in range(request.n)]

@@ -40,6 +40,15 @@ DEFAULT_GUIDANCE_INTERVAL = (21, 400)
 # (0-255 scale) are set to black; 0 keeps the raw output.
 DEFAULT_BLACK_LEVEL = 4
 MAX_BLACK_LEVEL = 32
+# Steering (core.sampling.steering): every strength and switch point is a fraction 0-1, and each is
+# off until asked for. A variation's strength mixes in another seed's noise (0 = the parent item,
+# 1 = an unrelated one); an edit's strength is how far into the noise the source picture goes
+# before it is denoised again (t0 = strength * T: 0 = the picture, 1 = nearly fresh noise); a class
+# switch asks for its second mix from this fraction of the steps on.
+DEFAULT_VARIATION_STRENGTH = 0.2  # visibly other details, the same item (docs/generating.md, Steering)
+DEFAULT_INIT_STRENGTH = 0.6  # keeps the source's silhouette while the classes redraw it (docs/generating.md)
+DEFAULT_SWITCH_AT = 0.4
+FRACTION_STEP = 0.05  # the app's left/right on the vary, edit and switch rows
 
 
 def describe_interval(interval) -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 from pathlib import Path
 
 import torch
 
 from ..classes import LEGACY_MIX, describe_class_weights, format_class_weights
-from ..images import ExportError, make_grid, save_png, to_pil, to_uint8, unique_path
+from ..images import ExportError, make_grid, save_film, save_png, to_pil, to_uint8, unique_path
+from .limits import DEFAULT_INIT_STRENGTH, DEFAULT_SWITCH_AT
 from .request import SampleRequest
 
 RECIPE_VERSION = 1
@@ -38,8 +40,17 @@ def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | 
         "n": request.n,
         "shared_noise": request.shared_noise,
         "precision": request.precision,
+        "variation_seed": request.variation_seed,
+        "variation_strength": request.variation_strength,
+        # the source picture itself (784 grey levels, base64): the PNG reproduces its pixels alone
+        "init_image": base64.b64encode(request.init_image).decode("ascii") if request.init_image is not None else None,
+        "init_strength": request.init_strength,
+        "switch_to": request.switch_to,
+        "switch_at": request.switch_at,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if request.switch_to is not None:
+        data["switch_to_classes"] = format_class_weights(request.switch_to)
     if request.autoguidance and guide is not None:
         data["guide"] = Path(guide[0]).name if guide[0] else None
         data["guide_hash"] = guide[1]
@@ -67,6 +78,14 @@ def _recipe_int(value, name: str) -> int:
     return value
 
 
+def _recipe_image(value) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"init_image {type(value).__name__} is not base64 text")
+    return base64.b64decode(value, validate=True)  # binascii.Error is a ValueError
+
+
 def _recipe_name(value, what: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{what} {value!r} is not a name")
@@ -89,6 +108,13 @@ def request_from_recipe(data: dict) -> tuple[SampleRequest, int | None]:
             mix=_recipe_name(data.get("mix", LEGACY_MIX), "mix"),  # older recipes averaged the embeddings
             autoguidance=float(data.get("autoguidance", 0.0)),  # older recipes: CFG alone
             precision=_recipe_name(data.get("precision", "fp32"), "precision"),  # older recipes: fp32
+            # older recipes: no variation, no source picture, no switch
+            variation_seed=_recipe_int(data["variation_seed"], "variation_seed") if data.get("variation_seed") is not None else None,
+            variation_strength=float(data.get("variation_strength", 0.0)),
+            init_image=_recipe_image(data.get("init_image")),
+            init_strength=float(data.get("init_strength", DEFAULT_INIT_STRENGTH)),
+            switch_to=[float(w) for w in data["switch_to"]] if data.get("switch_to") is not None else None,
+            switch_at=float(data.get("switch_at", DEFAULT_SWITCH_AT)),
         )
         index = data.get("index")
         index = int(index) if index is not None else None
@@ -146,3 +172,15 @@ def export_items(images: torch.Tensor, request: SampleRequest, directory: str | 
         meta = recipe(request, checkpoint_hash, checkpoint_path, guide=guide) | {"palette": palette, "scale": scale, "columns": columns}
         written.append(save_png(to_pil(make_grid(images, columns), palette, scale), path, meta))
     return written
+
+
+def export_film(frames: list, request: SampleRequest, index: int, directory: str | Path, checkpoint_hash: str,
+                checkpoint_path: str | None, palette: str = "grey", scale: int = 4, kind: str = "png",
+                guide: tuple[str | None, str] | None = None) -> Path:
+    """Item `index`'s denoising film (core.sampling.steering.film_frame's frames) as film_<item>.png,
+    an animated PNG carrying the item's recipe, or film_<item>.gif; never overwrites."""
+    directory = Path(directory)
+    check_writable(directory)
+    path = unique_path(directory, "film_" + item_stem(request, index), "." + kind)
+    meta = recipe(request, checkpoint_hash, checkpoint_path, index, guide) | {"palette": palette, "scale": scale, "film": True}
+    return save_film(frames, path, palette, scale, meta)

@@ -14,9 +14,12 @@ from ..classes import DEFAULT_MIX, NUM_CLASSES, ClassSpecError, normalise_weight
 from ..device import PRECISIONS
 from ..model.mixing import check_method
 from .limits import (
-    AUTOGUIDANCE_RANGE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_ITEMS, DEFAULT_SAMPLER,
-    DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS, MIN_STEPS, SAMPLERS,
+    AUTOGUIDANCE_RANGE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_INIT_STRENGTH, DEFAULT_ITEMS,
+    DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_SWITCH_AT, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS,
+    MIN_STEPS, SAMPLERS,
 )
+
+IMAGE_BYTES = 28 * 28  # an init image: 28x28 grey levels, row-major, 0 = black (the dataset's look)
 
 
 class SampleRequestError(ValueError):
@@ -40,6 +43,13 @@ class SampleRequest:
     mix: str = DEFAULT_MIX  # how a multi-class row becomes the prediction (core.model.mixing)
     autoguidance: float = 0.0  # w: push away from the generator's guide model where guidance acts; 0 = CFG alone
     precision: str = "auto"  # "bf16" or "fp32" (recipes store which); "auto" is resolved for the device by the sampler
+    # steering (core.sampling.steering); each is off by default, and off it leaves today's pixels
+    variation_seed: int | None = None  # item i mixes in the noise of variation_seed + i ...
+    variation_strength: float = 0.0  # ... this much, spherically: 0 = off (the seed's item), 1 = variation_seed's own
+    init_image: bytes | None = None  # start from this picture (IMAGE_BYTES grey levels) noised to init_strength (SDEdit)
+    init_strength: float = DEFAULT_INIT_STRENGTH  # t0 = strength * T: 0 = the picture itself, 1 = nearly fresh noise
+    switch_to: list[float] | None = None  # 10 weights asked for from switch_at of the steps on (every item)
+    switch_at: float = DEFAULT_SWITCH_AT  # fraction of the model calls made before the switch
 
     def resolved_steps(self) -> int:
         return self.steps if self.steps is not None else DEFAULT_STEPS.get(self.sampler, DEFAULT_STEPS[DEFAULT_SAMPLER])
@@ -72,6 +82,7 @@ class SampleRequest:
             raise SampleRequestError(f"black level must be a whole number 0-{MAX_BLACK_LEVEL}, not {level!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise SampleRequestError(f"seed must be a whole number 0-{MAX_SEED}, not {self.seed!r}")
+        self._validate_steering()
         try:
             self.class_weights = _renormalise(self.class_weights)
             if self.per_item_weights is not None:
@@ -81,6 +92,28 @@ class SampleRequest:
         except ClassSpecError as error:
             raise SampleRequestError(str(error)) from None
         return self
+
+    def _validate_steering(self) -> None:
+        for name, what in (("variation_strength", "variation strength"), ("init_strength", "edit strength"),
+                           ("switch_at", "switch point")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:  # nan fails too
+                raise SampleRequestError(f"{what} must be between 0 and 1, not {value!r}")
+            setattr(self, name, float(value))
+        seed = self.variation_seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+            raise SampleRequestError(f"variation seed must be a whole number 0-{MAX_SEED}, not {seed!r}")
+        if self.variation_strength and seed is None:
+            raise SampleRequestError("a variation strength needs a variation seed")
+        if self.init_image is not None:
+            if not isinstance(self.init_image, (bytes, bytearray)) or len(self.init_image) != IMAGE_BYTES:
+                raise SampleRequestError(f"an init image must be 28x28 grey levels ({IMAGE_BYTES} bytes)")
+            self.init_image = bytes(self.init_image)
+        if self.switch_to is not None:
+            try:
+                self.switch_to = _renormalise(self.switch_to)
+            except ClassSpecError as error:
+                raise SampleRequestError(f"switch classes: {error}") from None
 
     def weight_matrix(self) -> torch.Tensor:
         """(n, 10) class weights."""

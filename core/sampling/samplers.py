@@ -24,6 +24,7 @@ from torchmultimodal.diffusion_labs.samplers.ddpm import DDPModule
 from ..checkpoint import Generator
 from ..device import autocast, resolve_precision
 from ..model.diffusion import make_predictor, make_schedule
+from . import steering
 from .dpm_solver import DPMSolverModule
 from .limits import MAX_ITEMS
 from .request import SampleRequest, check_guide
@@ -35,17 +36,27 @@ class SampleStep:
     total: int
     t: int  # diffusion step the model was just evaluated at
     x: torch.Tensor  # (n,1,28,28), CPU float32; x_0 after the last step
+    x_in: torch.Tensor | None = None  # film only: the x_t the model was evaluated on (n,1,28,28)
+    x0_pred: torch.Tensor | None = None  # film only: the x_0 it predicted there, clamped to [-1, 1]
 
     @property
     def done(self) -> bool:
         return self.index == self.total
 
 
-def eval_steps_for(sampler: str, steps: int, train_steps: int) -> torch.Tensor:
+def eval_steps_for(sampler: str, steps: int, train_steps: int, start: int | None = None) -> torch.Tensor:
     """DDPM: `steps` evenly spaced timesteps (model calls = steps, includes t=0 so no noise is added last).
-    DDIM and DPM-Solver: steps+1 timesteps, one model call per consecutive pair."""
+    DDIM and DPM-Solver: steps+1 timesteps, one model call per consecutive pair.
+    start: only the timesteps <= start (an edit's, core.sampling.steering)."""
     count = steps if sampler == "ddpm" else steps + 1
-    return torch.linspace(0, train_steps - 1, count).round().long().unique()
+    eval_steps = torch.linspace(0, train_steps - 1, count).round().long().unique()
+    return eval_steps if start is None else eval_steps[eval_steps <= start]
+
+
+def model_timesteps(sampler: str, eval_steps: torch.Tensor) -> list[int]:
+    """The timesteps of the model calls, noisiest first: DDPM calls at every eval step, the others at all but 0."""
+    timesteps = eval_steps.flip(0).tolist()
+    return timesteps if sampler == "ddpm" else timesteps[:-1]
 
 
 class _ItemNoise:
@@ -62,23 +73,23 @@ class _ItemNoise:
         return noise.expand(self.n, *item_shape).contiguous() if self.shared else noise
 
 
-def make_sampler(denoiser, config, sampler_name: str, steps: int, noise, device: torch.device):
+def make_sampler(denoiser, config, sampler_name: str, steps: int, noise, device: torch.device,
+                 start: int | None = None, same_model: Callable[[int, int], bool] | None = None):
     """The torchmultimodal sampler around `denoiser`, ready on `device`, and the timesteps it visits.
 
-    noise(shape, dtype) supplies every draw (the schedule's noise_source), so no global RNG is used."""
+    noise(shape, dtype) supplies every draw (the schedule's noise_source), so no global RNG is used.
+    start: visit only the timesteps <= start (an edit's); same_model: DPM-Solver++'s, default the view's."""
     schedule = make_schedule(config)
     schedule.noise_source = lambda x_like: noise(x_like.shape, x_like.dtype).to(x_like.device)  # no global RNG
     predictor = make_predictor(config, schedule, clamp=True)
-    eval_steps = eval_steps_for(sampler_name, steps, config.steps)
+    eval_steps = eval_steps_for(sampler_name, steps, config.steps, start)
     if sampler_name == "ddpm":
         sampler = DDPModule(denoiser, schedule, predictor, eval_steps=eval_steps, progress_bar=False)
-        timesteps = eval_steps.flip(0).tolist()
     elif sampler_name == "dpm":
-        sampler = DPMSolverModule(denoiser, schedule, predictor, eval_steps, same_model=_same_model(denoiser))
-        timesteps = eval_steps.flip(0)[:-1].tolist()
+        sampler = DPMSolverModule(denoiser, schedule, predictor, eval_steps, same_model=same_model or _same_model(denoiser))
     else:
         sampler = DDIModule(denoiser, schedule, predictor, eval_steps=eval_steps, progress_bar=False, eta=0.0)
-        timesteps = eval_steps.flip(0)[:-1].tolist()
+    timesteps = model_timesteps(sampler_name, eval_steps)
     # The samplers build their step tables (eval_steps, eval_steps_map) as CPU buffers and index
     # them with the timestep tensor, which lives on the sampling device, so the tables must live
     # there too. Move only these buffers: sampler.to() would also walk the shared denoiser.
@@ -96,9 +107,24 @@ def _same_model(denoiser) -> Callable[[int, int], bool]:
     return lambda s, t: (lo <= s <= hi) == (lo <= t <= hi)
 
 
+def _steered(denoiser, request: SampleRequest, train_steps: int, start: int | None, film: bool, device: torch.device):
+    """The view inside a steered one (a class switch, the film's recorder) and DPM-Solver++'s
+    same_model for it; without either, the view itself and None (its own guidance edges)."""
+    if request.switch_to is None and not film:
+        return denoiser, None
+    timesteps = model_timesteps(request.sampler, eval_steps_for(request.sampler, request.resolved_steps(), train_steps, start))
+    switch_t = steering.switch_timestep(request, timesteps)
+    if switch_t is None:
+        return steering.SteeredDenoiser(denoiser, film=film), _same_model(denoiser)
+    switched = {"class_weights": torch.tensor([request.switch_to] * request.n, device=device)}
+    return (steering.SteeredDenoiser(denoiser, switch_t, switched, film),
+            steering.across_switch(_same_model(denoiser), switch_t))
+
+
 def sample_steps(generator: Generator, request: SampleRequest, device: str | torch.device | None = None,
-                 max_items: int = MAX_ITEMS) -> Iterator[SampleStep]:
-    """Yield a SampleStep after every denoising step; the last one holds the final images in [-1, 1]."""
+                 max_items: int = MAX_ITEMS, film: bool = False) -> Iterator[SampleStep]:
+    """Yield a SampleStep after every denoising step; the last one holds the final images in [-1, 1].
+    film: each step also carries the x_t the model saw and the x_0 it predicted (x_in, x0_pred)."""
     request.validate(max_items)
     device = torch.device(device) if device is not None else next(generator.denoiser.parameters()).device
     request.precision = resolve_precision(request.precision, device)[0]  # what drew the pixels, for the recipe
@@ -110,9 +136,21 @@ def sample_steps(generator: Generator, request: SampleRequest, device: str | tor
     config = generator.diffusion_config
     steps = request.resolved_steps()
     noise = _ItemNoise(request.seed, request.n, request.shared_noise)
-
-    sampler, timesteps = make_sampler(denoiser, config, request.sampler, steps, noise, device)
+    if request.variation_strength:
+        noise = steering.VariedNoise(noise, _ItemNoise(request.variation_seed, request.n, False), request.variation_strength)
+    start = steering.edit_start(request, config.steps)
+    if start is not None and len(eval_steps_for(request.sampler, steps, config.steps, start)) < 2:
+        # strength 0, or below the grid's first step: nothing to denoise, the picture itself
+        source = steering.image_tensor(request.init_image).expand(request.n, -1, -1, -1)
+        yield SampleStep(1, 1, 0, finish(source, request.black_level), *((source, source) if film else ()))
+        return
+    denoiser, same_model = _steered(denoiser, request, config.steps, start, film, device)
+    sampler, timesteps = make_sampler(denoiser, config, request.sampler, steps, noise, device, start, same_model)
+    if film:
+        denoiser.predictor = sampler.predictor
     x = noise((request.n, 1, 28, 28)).to(device)  # x_T ~ N(0, I)
+    if start is not None:
+        x = steering.noised_source(request.init_image, x, float(sampler.schedule.alphas_cumprod[timesteps[0]]))
     condition = {"class_weights": request.weight_matrix().to(device)}
     steps_iter = sampler.generator(x, condition)
     total = len(timesteps)
@@ -122,7 +160,7 @@ def sample_steps(generator: Generator, request: SampleRequest, device: str | tor
         with torch.inference_mode(), autocast(request.precision, device):
             x = next(steps_iter)
             out = (finish(x, request.black_level) if index == total else x).float().cpu()
-        yield SampleStep(index, total, int(t), out)
+        yield SampleStep(index, total, int(t), out, *(denoiser.last if film else ()))
 
 
 def finish(x: torch.Tensor, black_level: int) -> torch.Tensor:
@@ -139,3 +177,15 @@ def sample(generator: Generator, request: SampleRequest, device=None, max_items:
     for last in sample_steps(generator, request, device, max_items):
         pass
     return last.x
+
+
+def sample_films(generator: Generator, request: SampleRequest, device=None) -> tuple[torch.Tensor, list[list]]:
+    """Run to the end recording the film: the images, and each item's frames (steering.film_frame),
+    the finished item last."""
+    films = [[] for _ in range(request.n)]
+    for step in sample_steps(generator, request, device, film=True):
+        for index, frames in enumerate(films):
+            frames.append(steering.film_frame(step, index))
+    for index, frames in enumerate(films):
+        frames.append(steering.final_frame(step, index))
+    return step.x, films

@@ -3,6 +3,7 @@
 
     run_dir/run.json                     configs, device, world size, state
     run_dir/metrics.jsonl                one JSON object per logged step
+    run_dir/quality.jsonl                one JSON object per quality probe (core.evaluation.probe)
     run_dir/checkpoints/step-XXXXXXX.pt  written atomically, the newest few kept
     run_dir/samples/epoch-XXX.png        one row per class, scaled x SAMPLE_SCALE
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 RUN_INFO = "run.json"
 METRICS = "metrics.jsonl"
+QUALITY = "quality.jsonl"
 CHECKPOINTS = "checkpoints"
 SAMPLES = "samples"
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")

@@ -37,7 +37,7 @@ from ..model.diffusion import DiffusionObjective
 from . import distributed
 from . import ranks as train_ranks
 from . import state as train_state
-from .rundir import METRICS, RUN_INFO, SAMPLES, list_checkpoints, sample_name
+from .rundir import METRICS, QUALITY, RUN_INFO, SAMPLES, list_checkpoints, sample_name
 from .runfiles import draw_sample_grid, run_info, truncate_metrics, update_run_info
 from .state import RunSetup, TrainingError
 from .step import LossTally, StepRunner, lr_at, make_optimizer, update_ema
@@ -45,7 +45,7 @@ from .step import LossTally, StepRunner, lr_at, make_optimizer, update_ema
 
 @dataclass
 class TrainEvent:
-    kind: str  # "start" | "log" | "notice" | "checkpoint" | "samples" | "epoch" | "stopped" | "finished"
+    kind: str  # "start" | "log" | "notice" | "checkpoint" | "samples" | "epoch" | "quality" | "stopped" | "finished"
     step: int
     epoch: int
     data: dict = field(default_factory=dict)
@@ -94,10 +94,11 @@ class Trainer:
         data=None,  # an already loaded FashionMNIST split (tests)
         rank: int = 0,
         world_size: int = 1,
+        quality=None,  # a core.evaluation.probe.QualityProbe: scores the EMA weights at each epoch's end (rank 0)
     ):
         self.run_dir, self.train_config = Path(run_dir), train_config
         self.on_event = on_event or (lambda event: None)
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.quality = rank, world_size, quality
         self.is_main = rank == 0
         self._stop, self._resume_allowed = threading.Event(), threading.Event()
         self._resume_allowed.set()
@@ -251,6 +252,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._write_run_info("running", started=time.time())
             truncate_metrics(metrics_path, self.step)
+            truncate_metrics(self.run_dir / QUALITY, self.step)
             metrics = open(metrics_path, "a", buffering=1)
         global_batch = self.train_config.batch_size * self.world_size
         self.on_event(TrainEvent("start", self.step, self.start_epoch, {
@@ -378,6 +380,8 @@ class Trainer:
         if self.step != loop.last_checkpoint_step:
             self._checkpoint(loop)
         self.on_event(TrainEvent("epoch", self.step, loop.epoch, {"elapsed_sec": loop.elapsed()}))
+        if self.quality is not None and self.is_main:  # the other ranks wait at the sample grid's barrier
+            self.quality(self, loop.epoch, loop.elapsed)
         self.sample_grid(loop.epoch)
 
     def _finish(self, loop: _Loop) -> dict:

@@ -56,14 +56,22 @@ def test_count_mismatch_is_refused(fake_data_dir):
         load_split("train", fake_data_dir)
 
 
-def test_download_failure_is_one_clear_line(tmp_path, monkeypatch):
-    import core.data as data
+def test_a_failed_download_is_one_line_that_says_what_to_do(tmp_path, monkeypatch):
+    """download() itself runs; only torchvision's fetch fails, as it does offline."""
+    import urllib.error
 
-    def broken(root):
-        raise DataError(f"download into {root} failed: no network")
-    monkeypatch.setattr(data, "download", broken)
-    with pytest.raises(DataError, match="download into .* failed"):
+    import torchvision.datasets
+
+    class Offline:
+        def __init__(self, root, train, download):
+            raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", Offline)
+    with pytest.raises(DataError) as info:
         load_split("train", tmp_path, download_missing=True)
+    message = str(info.value)
+    assert message.startswith(f"download into {tmp_path} failed: ") and "name resolution" in message
+    assert str(tmp_path / "FashionMNIST" / "raw") in message and "\n" not in message
 
 
 def test_device_batches_shuffle_per_epoch_and_cover_the_split(fake_data_dir):

@@ -14,8 +14,12 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image, PngImagePlugin
 
+from core.classes import MIX_METHODS
 from core.sampling.recipes import recipe, request_from_recipe
 from core.images import MAX_SCALE, METADATA_KEY, make_grid, read_metadata, save_png, to_pil
+from core.sampling.limits import (
+    AUTOGUIDANCE_RANGE, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS, MIN_STEPS, SAMPLERS,
+)
 from core.sampling.request import SampleRequest
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -205,3 +209,48 @@ def test_one_field_of_a_valid_recipe_replaced(key, value):
 def test_not_a_dict(data):
     with pytest.raises(ValueError, match="recipe is damaged"):
         request_from_recipe(data)
+
+
+# ------------------------------------------------------------------ any valid request, there and back
+
+WEIGHTS = st.lists(st.floats(0, 100), min_size=10, max_size=10).filter(lambda row: sum(row) > 1e-3)
+
+
+@st.composite
+def requests(draw) -> SampleRequest:
+    """Any valid request: every field drawn over its whole range, defaults no likelier than other values."""
+    n = draw(st.integers(1, MAX_ITEMS))
+    strip = draw(st.booleans())
+    interval = draw(st.none() | st.lists(st.integers(0, MAX_STEPS - 1), min_size=2, max_size=2).map(sorted).map(tuple))
+    variation_seed = draw(st.none() | st.integers(0, MAX_SEED))
+    return SampleRequest(
+        class_weights=draw(WEIGHTS), n=n, guidance=draw(st.floats(*GUIDANCE_RANGE)), sampler=draw(st.sampled_from(SAMPLERS)),
+        steps=draw(st.integers(MIN_STEPS, MAX_STEPS)), seed=draw(st.integers(0, MAX_SEED)), shared_noise=draw(st.booleans()),
+        per_item_weights=draw(st.lists(WEIGHTS, min_size=n, max_size=n)) if strip else None, guidance_interval=interval,
+        black_level=draw(st.integers(0, MAX_BLACK_LEVEL)), mix=draw(st.sampled_from(MIX_METHODS)),
+        autoguidance=draw(st.floats(*AUTOGUIDANCE_RANGE)), precision=draw(st.sampled_from(("bf16", "fp32"))),
+        variation_seed=variation_seed, variation_strength=0.0 if variation_seed is None else draw(st.floats(0, 1)),
+        init_image=draw(st.none() | st.binary(min_size=28 * 28, max_size=28 * 28)), init_strength=draw(st.floats(0, 1)),
+        switch_to=draw(st.none() | WEIGHTS), switch_at=draw(st.floats(0, 1)),
+    ).validate()
+
+
+@FUZZ
+@given(requests(), st.none() | st.integers(0, MAX_ITEMS - 1))
+def test_any_valid_request_comes_back_from_its_recipe(request, index):
+    index = None if index is None else index % request.n
+    data = json.loads(json.dumps(recipe(request, "0123456789abcdef", "tiny.pt", index, ("guide.pt", "fedcba9876543210"))))
+    again, found = request_from_recipe(data)
+    want, got = request.to_dict(), again.to_dict()
+    for name in ("class_weights", "per_item_weights", "switch_to"):  # renormalised on the way back: equal to the last bits
+        mine, back = weight_rows(want, name), weight_rows(got, name)
+        assert len(mine) == len(back), name
+        for row, row_back in zip(mine, back):
+            assert row_back == pytest.approx(row, rel=1e-12, abs=1e-15), name
+    assert got == want and found == index
+
+
+def weight_rows(data: dict, name: str) -> list[list[float]]:
+    """Pop a field of class weights from a request's dict as a list of rows ([] for None)."""
+    value = data.pop(name)
+    return [] if value is None else value if name == "per_item_weights" else [value]

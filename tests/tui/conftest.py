@@ -1,4 +1,4 @@
-"""TUI fixtures: an app factory on the tiny checkpoint with small step counts, and wait helpers."""
+"""TUI fixtures: an app factory on the test model (its guide beside it) with small step counts, and wait helpers."""
 
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ TINY_TRAINING = {"epochs": 50, "batch_size": 16, "log_every": 1, "checkpoint_eve
 
 
 @pytest.fixture
-def make_app(tiny_checkpoint, tmp_path):
-    """FashionApp(AppOptions(...)) on the tiny checkpoint; keyword arguments override options."""
+def make_app(trained_checkpoint, tmp_path):
+    """FashionApp(AppOptions(...)) on the test model, whose pixels move with every setting (so a
+    test that compares them checks the setting); keyword arguments override options."""
 
     def factory(**overrides) -> FashionApp:
-        options = AppOptions(checkpoint=str(tiny_checkpoint), export_dir=str(tmp_path / "exports"),
+        options = AppOptions(checkpoint=str(trained_checkpoint), export_dir=str(tmp_path / "exports"),
                              runs_root=str(tmp_path / "runs"), train_preset="tiny",
                              train_overrides=dict(TINY_TRAINING), **SMALL)
         for name, value in overrides.items():
@@ -33,13 +34,13 @@ def make_app(tiny_checkpoint, tmp_path):
 
 
 @pytest.fixture
-def other_checkpoint(tiny_checkpoint, tmp_path) -> Path:
-    """A second tiny checkpoint with different weights (so a different hash)."""
+def other_checkpoint(trained_checkpoint, tmp_path) -> Path:
+    """The test model with every weight moved (so another hash and other pixels), without a guide."""
     import torch
 
     from core.checkpoint import atomic_save
 
-    data = torch.load(tiny_checkpoint, weights_only=True)
+    data = torch.load(trained_checkpoint, weights_only=True)
     data["ema"] = {name: value + 0.01 if value.is_floating_point() else value for name, value in data["ema"].items()}
     path = tmp_path / "other.pt"
     atomic_save(data, path)

@@ -93,9 +93,8 @@ async def test_quitting_while_sampling_exits_cleanly(make_app, helpers, monkeypa
         await helpers.model_ready(pilot)
         await pilot.press("g")  # T-shirt/top is picked at start
         await helpers.wait_until(pilot, lambda: len(taken) > 2, what="sampling to run")
-        started = time.monotonic()
         await pilot.press("q")
-    assert time.monotonic() - started < 5
+    # how long q takes to exit is measured by bench/quit_latency.py, not asserted here
     time.sleep(0.3)
     count = len(taken)
     time.sleep(0.3)

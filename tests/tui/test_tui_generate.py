@@ -1,4 +1,9 @@
-"""The generate screen driven by key presses, at 80x24 and at a large size, on the tiny checkpoint."""
+"""The generate screen driven by key presses, at 80x24 and at a large size, on the test model.
+
+The expected pixels are sampled from the settings the keys chose, written out here, not read back
+from the app: the test model draws other pixels for every setting (tests/core/test_test_model.py),
+so a setting that does not reach the sampler shows.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import torch
 from PIL import Image
 from rich.color import Color
 
-from core.checkpoint import file_hash, load_generator
+from core.checkpoint import file_hash
 from core.sampling.recipes import recipe
 from core.images import palette_lut, read_metadata, save_png, to_uint8
 from core.sampling.request import SampleRequest
@@ -18,9 +23,18 @@ from tui.pixels import HALF_BLOCK
 from tui.widgets.item_grid import ItemGrid
 
 GUIDANCE_ROW = 10  # rows 0-9 are the classes
+TSHIRT = [1.0] + [0.0] * 9  # picked at start
 
 
-async def test_pick_mix_guidance_and_generate_shows_the_sampled_pixels(make_app, tiny_checkpoint, helpers):
+def shares(**percent) -> list[float]:
+    """Class weights from shares by class index, e.g. shares(c7=55, c9=45)."""
+    weights = [0.0] * 10
+    for name, value in percent.items():
+        weights[int(name[1:])] = value / 100
+    return weights
+
+
+async def test_pick_mix_guidance_and_generate_shows_the_sampled_pixels(make_app, trained, helpers):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await helpers.model_ready(pilot)
@@ -39,9 +53,8 @@ async def test_pick_mix_guidance_and_generate_shows_the_sampled_pixels(make_app,
         request = screen.result.request
         assert request.class_weights[7] == 0.55 and request.class_weights[9] == 0.45 and request.guidance == 3.0
         assert (request.n, request.resolved_steps()) == (4, 4)
-        expected = sample(load_generator(tiny_checkpoint), SampleRequest(**{
-            "class_weights": request.class_weights, "n": 4, "guidance": 3.0, "sampler": "ddim", "steps": 4, "seed": 0}))
-        assert screen.grid.pixels == to_uint8(expected[:, 0]).numpy().tobytes()
+        expected = sample(trained, SampleRequest(shares(c7=55, c9=45), n=4, guidance=3.0, sampler="ddim", steps=4, seed=0))
+        assert screen.grid.pixels == to_uint8(expected[:, 0]).numpy().tobytes()  # the classes, shares and g reached them
         strip = screen.grid.render_line(3)
         assert HALF_BLOCK in strip.text and strip.cell_length == screen.grid.scrollable_content_region.width
         assert screen.grid.columns == 2  # two 28-column items side by side at 80x24
@@ -67,7 +80,7 @@ async def test_j_and_k_move_like_the_arrows(make_app, helpers):
         assert screen.grid.selected == 0
 
 
-async def test_i_switches_guidance_to_every_step_and_the_request_follows(make_app, tiny_checkpoint, helpers):
+async def test_i_switches_guidance_to_every_step_and_the_request_follows(make_app, trained, helpers):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await helpers.model_ready(pilot)
@@ -80,9 +93,8 @@ async def test_i_switches_guidance_to_every_step_and_the_request_follows(make_ap
         await helpers.generated(pilot)
         request = screen.result.request
         assert request.guidance_interval is None
-        expected = sample(load_generator(tiny_checkpoint), SampleRequest(**{
-            "class_weights": request.class_weights, "n": request.n, "guidance": request.guidance,
-            "sampler": "ddim", "steps": request.resolved_steps(), "seed": request.seed, "guidance_interval": None}))
+        expected = sample(trained, SampleRequest(TSHIRT, n=4, guidance=2.0, sampler="ddim", steps=4, seed=0,
+                                                 guidance_interval=None))
         assert screen.grid.pixels == to_uint8(expected[:, 0]).numpy().tobytes()
         await pilot.press("i")
         assert screen.state.guidance_interval == (21, 400) and "21 <= t <= 400" in helpers.status_text(app)
@@ -112,7 +124,7 @@ async def test_typed_share_guidance_and_a_ratio_of_zero(make_app, helpers):
         assert screen.sampling is None and screen.result is None
 
 
-async def test_black_level_row_shows_steps_and_types_the_level_the_request_gets(make_app, tiny_checkpoint, helpers):
+async def test_black_level_row_shows_steps_and_types_the_level_the_request_gets(make_app, trained, helpers):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await helpers.model_ready(pilot)
@@ -130,9 +142,7 @@ async def test_black_level_row_shows_steps_and_types_the_level_the_request_gets(
         await helpers.generated(pilot)
         request = screen.result.request
         assert request.black_level == 17 and "17/255" in str(screen.controls.render())
-        expected = sample(load_generator(tiny_checkpoint), SampleRequest(**{
-            "class_weights": request.class_weights, "n": request.n, "guidance": request.guidance,
-            "sampler": "ddim", "steps": request.resolved_steps(), "seed": request.seed, "black_level": 17}))
+        expected = sample(trained, SampleRequest(TSHIRT, n=4, guidance=2.0, sampler="ddim", steps=4, seed=0, black_level=17))
         assert screen.grid.pixels == to_uint8(expected[:, 0]).numpy().tobytes()
         assert min(b for b in screen.grid.pixels if b) > 17  # nothing dark but not black survives
 
@@ -293,7 +303,7 @@ async def test_a_bad_png_is_a_message_from_the_command_line_and_from_the_dialog(
         assert app.screen.sampling is None and app.is_running
 
 
-async def test_generating_again_mid_run_gives_exactly_the_new_requests_pixels(make_app, tiny_checkpoint, helpers):
+async def test_generating_again_mid_run_gives_exactly_the_new_requests_pixels(make_app, trained, helpers):
     app = make_app(sampler="ddpm", steps=1000, items=2)
     async with app.run_test(size=(80, 24)) as pilot:
         await helpers.model_ready(pilot)
@@ -305,12 +315,11 @@ async def test_generating_again_mid_run_gives_exactly_the_new_requests_pixels(ma
         await helpers.generated(pilot)
         request = screen.result.request
         assert (request.sampler, request.resolved_steps(), request.guidance) == ("dpm", 4, 2.25)
-        expected = sample(load_generator(tiny_checkpoint), SampleRequest(request.class_weights, n=2, guidance=2.25,
-                                                                         sampler="dpm", steps=4, seed=0))
+        expected = sample(trained, SampleRequest(TSHIRT, n=2, guidance=2.25, sampler="dpm", steps=4, seed=0))
         assert torch.equal(screen.result.images, expected)
 
 
-async def test_from_png_loads_the_recipes_own_checkpoint_and_reproduces_it(make_app, tmp_path, tiny_checkpoint,
+async def test_from_png_loads_the_recipes_own_checkpoint_and_reproduces_it(make_app, tmp_path, trained_checkpoint,
                                                                              other_checkpoint, helpers):
     app = make_app(items=3)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -322,9 +331,9 @@ async def test_from_png_loads_the_recipes_own_checkpoint_and_reproduces_it(make_
         await pilot.press("e")
         await helpers.wait_until(pilot, lambda: "exported" in helpers.status_text(app), what="the export")
     grid_png = next((tmp_path / "exports").glob("grid_*.png"))
-    assert read_metadata(grid_png)["checkpoint"] == "tiny.pt"  # the name only: no directory layout leaks
+    assert read_metadata(grid_png)["checkpoint"] == "test-model.pt"  # the name only: no directory layout leaks
     copy = tmp_path / "renamed.pt"  # the recipe's model, found by its hash beside the model in use
-    shutil.copy(tiny_checkpoint, copy)
+    shutil.copy(trained_checkpoint, copy)
 
     again = make_app(checkpoint=str(other_checkpoint), from_png=str(grid_png))
     async with again.run_test(size=(80, 24)) as pilot:
@@ -336,26 +345,26 @@ async def test_from_png_loads_the_recipes_own_checkpoint_and_reproduces_it(make_
 
 
 async def test_an_older_recipe_finds_its_model_by_its_stored_path_and_keeps_the_average_mix(
-        make_app, tmp_path, tiny_checkpoint, other_checkpoint, helpers):
+        make_app, tmp_path, trained, trained_checkpoint, other_checkpoint, helpers):
     request = SampleRequest([0.0] * 7 + [0.5, 0.0, 0.5], n=2, steps=3, seed=4, mix="average").validate()
-    old = recipe(request, file_hash(tiny_checkpoint), None) | {"checkpoint": str(tiny_checkpoint)}
+    old = recipe(request, file_hash(trained_checkpoint), None) | {"checkpoint": str(trained_checkpoint)}
     del old["mix"]  # written before the mix method was stored
     png = save_png(Image.new("L", (28, 28)), tmp_path / "old.png", old)
     app = make_app(checkpoint=str(other_checkpoint), from_png=str(png))
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
         await helpers.wait_until(pilot, lambda: screen.result is not None, what="the reproduction")
-        assert screen.result.generator.path == Path(tiny_checkpoint) and screen.state.mix == "average"
-        assert torch.equal(screen.result.images, sample(load_generator(tiny_checkpoint), request))
+        assert screen.result.generator.path == Path(trained_checkpoint) and screen.state.mix == "average"
+        assert torch.equal(screen.result.images, sample(trained, request))
 
 
-async def test_mix_row_switches_the_method_the_request_and_the_png_get(make_app, tmp_path, tiny_checkpoint, helpers):
+async def test_mix_row_switches_the_method_the_request_and_the_png_get(make_app, tmp_path, trained, helpers):
     app = make_app(items=2)
     async with app.run_test(size=(80, 24)) as pilot:
         await helpers.model_ready(pilot)
         screen = app.screen
-        await pilot.press(*["down"] * 7, "space", "down", "down", "space")  # sneaker + boot
-        assert screen.state.mix == "compose" and "(compose)" in str(screen.query_one("#info").render())
+        await pilot.press("space", *["down"] * 7, "space", "down", "down", "space")  # T-shirt (picked at start) off; sneaker + boot
+        assert screen.state.picked == [7, 9] and screen.state.mix == "compose" and "(compose)" in str(screen.query_one("#info").render())
         await pilot.press(*["down"] * 2)  # the guidance row, then the mix row
         assert screen.controls.row == ("setting", "mix") and "how classes combine" in str(screen.controls.render())
         await pilot.press("right")
@@ -366,8 +375,74 @@ async def test_mix_row_switches_the_method_the_request_and_the_png_get(make_app,
         await helpers.generated(pilot)
         request = screen.result.request
         assert request.mix == "average"
-        assert torch.equal(screen.result.images, sample(load_generator(tiny_checkpoint), request))
+        expected = SampleRequest(shares(c7=50, c9=50), n=2, guidance=2.0, sampler="ddim", steps=4, seed=0, mix="average")
+        assert torch.equal(screen.result.images, sample(trained, expected))
         await pilot.press("e")
         await helpers.wait_until(pilot, lambda: "exported" in helpers.status_text(app), what="the export")
     grid_png = next((tmp_path / "exports").glob("grid_*.png"))
     assert read_metadata(grid_png)["mix"] == "average"
+
+
+async def test_n_N_minus_home_and_end_reach_the_request_the_pixels_and_the_export(make_app, trained, tmp_path, helpers):
+    app = make_app(items=4)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await helpers.model_ready(pilot)
+        screen = app.screen
+        await pilot.press("down", "space", "minus")  # trouser beside T-shirt (50/50), then trouser -5%
+        assert screen.state.picked == [0, 1] and (screen.state.share(0), screen.state.share(1)) == (55, 45)
+        await pilot.press("n")  # the cursor moves to the items row
+        assert screen.state.items == 8 and screen.controls.row == ("setting", "items")
+        await pilot.press("N", "N")  # 8 -> 4 -> 2
+        assert screen.state.items == 2
+        await pilot.press("g")
+        await helpers.generated(pilot)
+        expected = sample(trained, SampleRequest(shares(c0=55, c1=45), n=2, guidance=2.0, sampler="ddim", steps=4, seed=0))
+        assert screen.grid.count == 2 and torch.equal(screen.result.images, expected)
+        await pilot.press("tab", "end")
+        assert isinstance(app.focused, ItemGrid) and screen.grid.selected == 1
+        await pilot.pause()
+        assert "▶ 2" in helpers.screen_text(app) and "▶ 1" not in helpers.screen_text(app)
+        await pilot.press("home")
+        assert screen.grid.selected == 0
+        await pilot.press("end", "e")  # exports the grid and the selected item: the last one
+        await helpers.wait_until(pilot, lambda: "exported" in helpers.status_text(app), what="the export")
+    item_png = next(p for p in (tmp_path / "exports").glob("*.png") if not p.name.startswith("grid_"))
+    assert read_metadata(item_png)["index"] == 1 and read_metadata(item_png)["n"] == 2
+    exported = torch.tensor(list(Image.open(item_png).convert("L").getdata()), dtype=torch.uint8).reshape(224, 224)
+    assert torch.equal(exported[::8, ::8], to_uint8(expected[1, 0]))
+
+
+async def test_a_strip_with_every_setting_off_its_default_comes_back_from_its_png(make_app, trained, tmp_path, helpers):
+    """Guidance, autoguidance, the interval, the mix and a blend strip's rows all go into the PNG's
+    recipe, and o brings back exactly those pixels after every control was changed."""
+    from core.sampling.request import blend_weights
+
+    app = make_app(items=3)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await helpers.model_ready(pilot)
+        screen = app.screen
+        assert screen.generator.guide is not None  # test-model-guide.pt beside it
+        # sneaker beside T-shirt; autoguidance on (g at its default follows to 1), g 1.5, every step guided,
+        # the norm mix, a new seed; b: the strip from T-shirt to sneaker
+        await pilot.press(*["down"] * 7, "space", "a", "right_square_bracket", "i", "x", "r", "b")
+        await helpers.generated(pilot)
+        first = screen.result
+        seed = first.request.seed
+        rows = blend_weights(0, 7, 3)
+        expected = SampleRequest(rows[0], n=3, guidance=1.5, sampler="ddim", steps=4, seed=seed, shared_noise=True,
+                                 per_item_weights=rows, guidance_interval=None, mix="norm", autoguidance=0.5)
+        assert torch.equal(first.images, sample(trained, expected))
+        await pilot.press("e")
+        await helpers.wait_until(pilot, lambda: "exported" in helpers.status_text(app), what="the export")
+        grid_png = next((tmp_path / "exports").glob("grid_*.png"))
+
+        await pilot.press("a", "left_square_bracket", "i", "x", "r", "g")  # every setting moved again; a 50/50 mix, no strip
+        await helpers.generated(pilot)
+        assert not torch.equal(screen.result.images, first.images)
+        await pilot.press("o", *str(grid_png), "enter")
+        await helpers.wait_until(pilot, lambda: screen.result is not None and screen.result.request.seed == seed
+                                 and screen.sampling is None, what="the reproduction")
+        assert torch.equal(screen.result.images, first.images)
+        state = screen.state
+        assert (state.guidance, state.autoguidance, state.guidance_interval, state.mix) == (1.5, 0.5, None, "norm")
+        assert screen.result.request.per_item_weights == rows and state.picked == [0, 7]

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 
 import torch
 
 import tui.jobs
-from core.checkpoint import load_generator
+from core.classes import MIX_METHODS
+from core.images import to_uint8
+from core.sampling.limits import MAX_BLACK_LEVEL, MAX_ITEMS, MAX_STEPS, MIN_STEPS, SAMPLERS
 from core.sampling.request import SampleRequest
 from core.sampling.samplers import sample
+from tui.widgets.controls import ROWS, ClassControls
+
+TSHIRT = [1.0] + [0.0] * 9  # picked at start
+BOOT = [0.0] * 9 + [1.0]
 
 
 def footer_text(app) -> str:
@@ -28,7 +35,7 @@ async def test_a_first_g_generates_the_class_picked_at_start(make_app, helpers):
         assert app.screen.result.request.class_weights[0] == 1.0 and app.screen.grid.count == 2
 
 
-async def test_live_mode_regenerates_on_every_change_and_cancels_the_run_in_flight(make_app, tiny_checkpoint, helpers,
+async def test_live_mode_regenerates_on_every_change_and_cancels_the_run_in_flight(make_app, trained, helpers,
                                                                                      monkeypatch):
     real_steps = tui.jobs.steps
     runs = []
@@ -58,8 +65,7 @@ async def test_live_mode_regenerates_on_every_change_and_cancels_the_run_in_flig
         await helpers.generated(pilot)
         request = screen.result.request
         assert (request.guidance, request.sampler) == (3.0, "dpm")
-        expected = sample(load_generator(tiny_checkpoint), SampleRequest(
-            request.class_weights, n=2, guidance=3.0, sampler="dpm", steps=100, seed=request.seed))
+        expected = sample(trained, SampleRequest(TSHIRT, n=2, guidance=3.0, sampler="dpm", steps=100, seed=0))
         assert torch.equal(screen.result.images, expected)
         assert all(len(run) < 100 for run in runs[:-1]) and len(runs[-1]) == 100  # only the last run finished
 
@@ -85,7 +91,36 @@ async def test_live_mode_keeps_an_unlocked_seed_and_a_blend_strip(make_app, help
         assert request.per_item_weights is not None and request.guidance == 1.5 and request.seed == seed
 
 
-async def test_hundreds_of_random_keys_and_resizes_while_sampling_leave_a_working_app(make_app, helpers):
+def check_controls(app) -> None:
+    """Whatever was pressed, the app runs and its controls hold values a request can take."""
+    assert app.is_running
+    state = app.screen.state
+    assert len(set(state.picked)) == len(state.picked) and set(state.shares) == set(state.picked)
+    if state.picked:
+        assert abs(sum(state.shares.values()) - 100) < 1e-6 and all(0 <= v <= 100 for v in state.shares.values())
+    assert 0 <= state.guidance <= 20 and 1 <= state.items <= MAX_ITEMS and MIN_STEPS <= state.steps <= MAX_STEPS
+    assert state.sampler in SAMPLERS and state.mix in MIX_METHODS and 0 <= state.black_level <= MAX_BLACK_LEVEL
+    assert 0 <= app.screen.controls.cursor < len(ROWS)
+
+
+def check_result(screen, generator) -> None:
+    """A finished run's items are on the grid, and (when cheap to redo) they are its request's pixels."""
+    result = screen.result
+    if result is None or screen.sampling is not None:
+        return
+    assert screen.grid.pixels == to_uint8(result.images[:, 0]).numpy().tobytes()
+    request = result.request
+    if request.n * request.resolved_steps() <= 64:
+        assert torch.equal(sample(generator, dataclasses.replace(request)), result.images)
+
+
+async def move_to(pilot, row: tuple) -> None:
+    controls = pilot.app.screen.controls
+    await pilot.press(*["down"] * ((ROWS.index(row) - controls.cursor) % len(ROWS)))
+    assert controls.row == row
+
+
+async def test_hundreds_of_random_keys_and_resizes_while_sampling_leave_a_working_app(make_app, trained, helpers):
     keys = ["up", "down", "left", "right", "space", "plus", "minus", "g", "escape", "b", "z", "p", "x", "s", "r", "l",
             "n", "N", "i", "v", "tab", "shift+tab", "left_square_bracket", "right_square_bracket", "home", "end",
             "1", "5", "0", "enter", "backspace", "j", "k"]
@@ -94,20 +129,44 @@ async def test_hundreds_of_random_keys_and_resizes_while_sampling_leave_a_workin
     app = make_app(items=2)
     async with app.run_test(size=(80, 24)) as pilot:
         await helpers.model_ready(pilot)
+        screen = app.screen
         await pilot.press("v")  # live: most keys start or cancel a run
         for count in range(300):
             await pilot.press(rng.choice(keys))
+            check_controls(app)
             if count % 25 == 0:
                 await pilot.resize_terminal(*rng.choice(sizes))
                 await pilot.pause()
+                check_result(screen, trained)
         await pilot.resize_terminal(80, 24)
-        screen = app.screen
-        if screen.grid.zoomed:
+
+        # back to a known state with keys alone: live off, nothing typed, running or zoomed
+        if screen.live:
+            await pilot.press("v")
+        for _ in range(3):  # a typed value, then a run, then the zoom: Esc drops one at a time
             await pilot.press("escape")
-        await pilot.press("escape")  # cancel whatever runs
-        screen.state.picked, screen.state.shares = [9], {9: 100.0}
-        screen.live = False
         await helpers.wait_until(pilot, lambda: screen.sampling is None, what="the last run to stop")
+        assert not screen.live and not screen.grid.zoomed and screen.controls.typed is None
+        for _ in range(2):
+            if not isinstance(app.focused, ClassControls):
+                await pilot.press("tab")
+        assert isinstance(app.focused, ClassControls)
+        for picked in list(screen.state.picked):  # unpick every class, then pick boot
+            await move_to(pilot, ("class", picked))
+            await pilot.press("space")
+        await move_to(pilot, ("class", 9))
+        await pilot.press("space")
+        for row, value in (("items", "2"), ("steps", "4")):  # a quick run, whatever the keys chose
+            await move_to(pilot, ("setting", row))
+            await pilot.press(*value, "enter")
+        state = screen.state
+        assert state.picked == [9] and (state.items, state.steps) == (2, 4)
         await pilot.press("g")
         await helpers.generated(pilot)
-        assert screen.result.request.class_weights[9] == 1.0 and app.is_running
+        check_controls(app)
+        # the request the controls show (every other setting is where the random keys left it)
+        expected = SampleRequest(BOOT, n=2, guidance=state.guidance, guidance_interval=state.guidance_interval,
+                                 black_level=state.black_level, sampler=state.sampler, steps=4, seed=state.seed,
+                                 mix=state.mix, autoguidance=state.autoguidance)
+        assert torch.equal(screen.result.images, sample(trained, expected))
+        assert screen.grid.pixels == to_uint8(screen.result.images[:, 0]).numpy().tobytes()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import shutil
 
 from core.classes import SHORT_NAMES
+from support import make_fake_dataset
 from tui.pixels import ITEM_SIZE
 from tui.runwatch import SampleGrid
 from tui.screens.monitor import sample_layout
-from tui.widgets.loss_chart import LossChart
+from tui.widgets.curve_chart import CurveChart
 from tui.widgets.pixel_canvas import PixelCanvas
 
 
@@ -24,8 +25,8 @@ async def test_follows_a_growing_run_and_survives_its_removal(make_app, run_dir,
         await helpers.wait_until(pilot, lambda: "step 50/100" in monitor_text(app), what="the first snapshot")
         text = monitor_text(app)
         assert "device cpu" in text and "running" in text and "150 img/s" in text and "step-0000010" in text
-        chart = app.screen.query_one(LossChart)
-        assert len(chart.loss) == 5 and any("\u2801" <= c <= "\u28ff" for c in str(chart.render()))
+        chart = app.screen.query_one(CurveChart)
+        assert len(chart.curves[0].ys) == 5 and any("\u2801" <= c <= "\u28ff" for c in str(chart.render()))
         samples = app.screen.query_one("#samples", PixelCanvas)
         names = [label.text for label in samples._labels[1:]]
         assert names == list(SHORT_NAMES)  # every class row of the epoch grid, at 80x24 too
@@ -40,7 +41,7 @@ async def test_follows_a_growing_run_and_survives_its_removal(make_app, run_dir,
         with open(run_dir / "metrics.jsonl", "a") as handle:
             handle.write(line[20:])
         await helpers.wait_until(pilot, lambda: "step 80/100" in monitor_text(app), what="the completed line")
-        assert len(chart.loss) == 8
+        assert len(chart.curves[0].ys) == 8
 
         shutil.rmtree(run_dir)
         await helpers.wait_until(pilot, lambda: "does not exist" in helpers.status_text(app), what="the removal note")
@@ -59,8 +60,22 @@ async def test_g_switches_to_generate_on_the_newest_checkpoint(make_app, run_dir
         assert app.screen.generator.path == run_dir / "checkpoints" / "step-0000010.pt"
 
 
-async def test_train_pause_stop_then_generate_with_the_result(make_app, fake_data_dir, tmp_path, helpers):
-    app = make_app(data_dir=str(fake_data_dir))
+async def test_o_follows_the_run_directory_typed_into_its_prompt(make_app, run_dir, helpers):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("m")
+        assert "no run attached" in monitor_text(app) and app.screen.run_dir is None
+        await pilot.press("o", *str(run_dir), "enter")
+        await helpers.wait_until(pilot, lambda: "step 50/100" in monitor_text(app), what="the run")
+        assert app.screen.run_dir == run_dir and "step-0000010" in monitor_text(app)
+        assert f"following {run_dir}" in helpers.status_text(app)
+
+
+async def test_train_pause_stop_then_generate_with_the_result(make_app, tmp_path, helpers):
+    # 320 quick steps an epoch (640 images, batches of 2, no sample grids) and none of the epoch's-end
+    # work in between, so that steps follow each other and a pause that does not hold shows at once
+    app = make_app(data_dir=str(make_fake_dataset(tmp_path / "data", n_train=640)))
+    app.options.train_overrides.update(batch_size=2, sample_grid_per_class=0)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("m")
         assert app.current_mode == "monitor"
@@ -73,10 +88,15 @@ async def test_train_pause_stop_then_generate_with_the_result(make_app, fake_dat
         assert len(runs) == 1 and screen.run_dir == runs[0]
         await helpers.wait_until(pilot, lambda: "step " in monitor_text(app) and screen.snapshot and screen.snapshot.steps,
                                  what="logged steps")
+        trainer = screen.trainer
         await pilot.press("p")
-        assert screen.trainer.paused and "paused" in monitor_text(app)
+        assert trainer.paused and "paused" in monitor_text(app)
+        held = trainer.step
+        await pilot.pause(0.5)  # ten steps' time or more
+        assert trainer.step <= held + 1  # the step in flight when p was pressed may end; no other starts
         await pilot.press("p")
-        assert not screen.trainer.paused
+        assert not trainer.paused
+        await helpers.wait_until(pilot, lambda: trainer.step > held + 1, what="training to go on")
         await helpers.wait_until(pilot, lambda: screen.snapshot.checkpoints, timeout=60, what="a checkpoint")
         await pilot.press("x")
         await helpers.wait_until(pilot, lambda: screen.trainer is None, timeout=60, what="the trainer to stop")

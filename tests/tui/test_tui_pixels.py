@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rich.color import Color
 
-from tui.chart import plot, resample
 from tui.pixels import HALF_BLOCK, StyleCache, Tile, downscale_nearest, resample_nearest, tile_row_segments
 
 
@@ -59,22 +58,6 @@ def test_downscale_undoes_nearest_upscale():
     original = bytes(range(12))  # 4 x 3
     upscaled = b"".join(bytes(b for b in original[y * 4:(y + 1) * 4] for _ in range(2)) * 2 for y in range(3))
     assert downscale_nearest(upscaled, 8, 6, 2) == (original, 4, 3)
-
-
-def test_braille_plot_puts_a_falling_curve_from_top_left_to_bottom_right():
-    values = [1.0 / (i + 1) for i in range(200)]
-    drawing = plot([values], width=20, height=5, log=True)
-    assert drawing.log and abs(drawing.low - min(values)) < 1e-9 and abs(drawing.high - max(values)) < 1e-9
-    assert drawing.cells[0][0] != 0 and drawing.cells[-1][-1] != 0
-    assert drawing.cells[-1][0] == 0 and drawing.cells[0][-1] == 0
-    assert all(len(row) == 20 for row in drawing.text_rows())
-
-
-def test_plot_survives_nan_and_empty_series_and_resample_keeps_length():
-    drawing = plot([[float("nan"), 0.5, float("inf")], []], width=4, height=2)
-    assert any(bits for row in drawing.cells for bits in row)
-    assert plot([[]], 3, 2).text_rows() == ["   ", "   "]
-    assert len(resample(list(range(1000)), 37)) == 37 and len(resample([1.0, 2.0], 9)) == 9
 
 
 def test_resample_nearest_scales_by_half_steps():

@@ -73,3 +73,32 @@ def test_newest_checkpoint_ignores_temp_files(run_dir):
     (run_dir / "checkpoints" / ".step-0000099.pt.123.tmp").write_bytes(b"half")
     (run_dir / "checkpoints" / "step-0000020.pt").write_bytes(b"x")
     assert newest_checkpoint(run_dir).name == "step-0000020.pt"
+
+
+def test_a_half_written_run_json_is_a_note_and_is_read_once_complete(run_dir):
+    tailer = RunTailer(run_dir)
+    assert tailer.poll().info["state"] == "running"
+    text = (run_dir / "run.json").read_text().replace("running", "finished")
+    for partial in ("", text[:1], text[: len(text) // 2]):  # the trainer rewrites it while we read
+        (run_dir / "run.json").write_text(partial)
+        snapshot = tailer.poll()
+        assert snapshot.info == {} and any("run.json is unreadable" in note for note in snapshot.notes), partial
+        assert snapshot.steps == (10, 20, 30, 40, 50)  # the rest of the run is still read
+    (run_dir / "run.json").write_text(text)
+    snapshot = tailer.poll()
+    assert snapshot.info["state"] == "finished" and not snapshot.notes
+
+
+def test_a_damaged_sample_grid_keeps_the_last_good_one(run_dir):
+    tailer = RunTailer(run_dir)
+    first = tailer.poll().sample
+    assert first is not None and first.epoch == 1
+    good = (run_dir / "samples" / "epoch-001.png").read_bytes()
+    pixels = good.index(b"IDAT") + 4
+    broken = good[:pixels] + b"\xff" * 8 + good[pixels + 8:]  # the compressed pixels' start overwritten
+    for damaged in (good[: len(good) // 2], broken, b"", b"\x89PNG\r\n\x1a\n" + bytes(40)):
+        (run_dir / "samples" / "epoch-002.png").write_bytes(damaged)  # being written, or broken on disk
+        snapshot = tailer.poll()
+        assert snapshot.sample is first and snapshot.steps == (10, 20, 30, 40, 50)
+    (run_dir / "samples" / "epoch-002.png").write_bytes(good)
+    assert tailer.poll().sample.epoch == 2

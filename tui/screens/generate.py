@@ -30,13 +30,14 @@ from ..widgets.status_line import StatusLine
 from ..widgets.too_small import TooSmall
 from .recipes import SHIPPED_MODEL, ExportsAndRecipes, Pending, Result
 from .setting_keys import SettingKeys
+from .steering import SteeringKeys
 
 PREVIEW_INTERVAL = 0.1  # at most 10 preview repaints a second while sampling
 STEP_YIELD = 0.001  # seconds the sampler sleeps between steps, so the UI thread gets the GIL
 START_YIELD = 0.02  # seconds a new run waits before its first step (counted in the time it reports)
 
 
-class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
+class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
     AUTO_FOCUS = "#controls"
     BINDINGS = [
         Binding("g,enter", "generate", "Generate", tooltip="denoise items from the picked classes, step by step"),
@@ -69,6 +70,17 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
         Binding("o", "open_png", "Open PNG recipe", show=False,
                 tooltip="re-open an exported PNG's recipe and reproduce the same pixels"),
         Binding("c", "open_checkpoint", "Open checkpoint", show=False, tooltip="load another generator checkpoint"),
+        Binding("w", "vary", "Variations", show=False,
+                tooltip="of the selected item: its noise slerped with another seed's, by the vary row"),
+        Binding("E", "edit_item", "Edit the item", show=False,
+                tooltip="redraw the selected item as the picked classes, from the edit row's strength"),
+        Binding("O", "edit_file", "Edit a picture", show=False,
+                tooltip="edit from a file: an exported item, or any PNG, JPEG, ... made 28x28 grey"),
+        Binding("t", "switch", "Class switch", show=False,
+                tooltip="pick the classes asked for from the switch row's point on (t again: the first mix)"),
+        Binding("f", "film", "Film", show=False,
+                tooltip="the selected item's denoising, x_t and predicted x_0 per step: ←→ steps, e exports"),
+        Binding("d", "dense", "Dense grid", show=False, tooltip="items at half scale, area-averaged: 8 or more at 80x24"),
     ]
 
     def __init__(self) -> None:
@@ -194,7 +206,8 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
         else:
             model = "no model loaded (c opens a checkpoint)"
         mix = f" ({self.state.mix})" if len(self.state.picked) > 1 else ""
-        self.query_one("#info", Static).update(f"{model} · {self.state.describe_mix()}{mix}")
+        steering = self.state.describe_steering()
+        self.query_one("#info", Static).update(f"{model} · {self.state.describe_first()}{mix}" + (f" · {steering}" if steering else ""))
 
     # ------------------------------------------------------------ controls
     @on(ClassControls.Changed)
@@ -271,8 +284,8 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
             try:
                 fields = self.state.request_fields()  # checked before anything changes
                 if not self.state.seed_locked and not live:
-                    self.state.reroll_seed()
-                    fields["seed"] = self.state.seed
+                    self.state.reroll_seed()  # the seed, or the variation seed while varying
+                    fields = self.state.request_fields()
                     self.controls.refresh()
                 request = jobs.build_request({**fields, "precision": self.precision}, blend)
             except (InputError, SampleRequestError) as error:
@@ -280,6 +293,9 @@ class GenerateScreen(SettingKeys, ExportsAndRecipes, Screen):
                 return
         if self.sampling is not None:
             self.sampling.cancel()
+        if self.grid.film is not None:  # the film was of the items this run replaces
+            self.action_zoom()
+        self.workers.cancel_group(self, "film")  # so is a film still recording (it holds the sampler)
         self.job += 1
         self.result = None
         self.select_after = select

@@ -15,11 +15,13 @@ from textual.widgets import Footer, Static
 
 from core.sampling.limits import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, describe_interval
 from ..widgets.controls import ClassControls
+from .chart_keys import CHART_BINDINGS
+from .compare import CompareScreen
 from ..widgets.item_grid import ItemGrid
 from ..widgets.too_small import TooSmall
 
 TYPING = [
-    ("0-9 .", "type a value for the focused row (share %, guidance, steps, seed, items)"),
+    ("0-9 .", "type a value for the focused row (share %, guidance, steps, seed, items, a strength or switch point 0-1)"),
     ("enter", "apply what was typed (otherwise: generate)"),
     ("backspace", "edit what was typed; esc drops it"),
 ]
@@ -37,7 +39,13 @@ ABOUT = (
     "Mixed classes combine by the mix method (x): compose, the "
     "default, sums guidance over the picked classes; average is the original design's faint embedding average. "
     "Item i uses seed + i; a blend strip shares one seed. "
-    "Exports are 8x nearest-neighbour PNGs whose metadata holds the recipe (o re-opens one)."
+    "Exports are 8x nearest-neighbour PNGs whose metadata holds the recipe (o re-opens one). "
+    "Steering: w makes variations of the selected item (its noise mixed with other seeds', by the vary row: "
+    "0 = the item, 1 = unrelated items); E redraws it as the picked classes from part-way down the noise (the edit "
+    "row's strength: 0 = the item, 1 = fresh noise) and O does so from a picture file (made grey, 28x28, light on "
+    "black); t turns the class list over to a second mix asked for from the switch row's fraction of the steps on; "
+    "f shows the selected item's denoising film (x_t beside its predicted x_0: ←→ a step, ↑↓ five, e exports it "
+    "as an animated PNG); d draws the items at half scale. Space on the vary, edit or switch row turns it off."
 )
 
 
@@ -79,7 +87,10 @@ class HelpScreen(Screen):
             yield Static(key_table("Generate", binding_rows(GenerateScreen.BINDINGS, keys)))
             yield Static(key_table("Generate: side panel", binding_rows(ClassControls.BINDINGS, keys) + TYPING))
             yield Static(key_table("Generate: items (Tab to focus)", binding_rows(ItemGrid.BINDINGS, keys)))
-            yield Static(key_table("Monitor", binding_rows(MonitorScreen.BINDINGS, keys)))
+            compare = [b for b in CompareScreen.BINDINGS if b not in CHART_BINDINGS and b.key != "escape"]
+            yield Static(key_table("Monitor", binding_rows(MonitorScreen.BINDINGS, keys)
+                                   + [("space", "compare view: pick or drop the highlighted run")]
+                                   + [(key, f"compare view: {what}") for key, what in binding_rows(compare, keys)]))
             yield Static(ABOUT, id="help-about")
         yield TooSmall()
         yield Footer(compact=True)

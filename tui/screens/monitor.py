@@ -1,8 +1,10 @@
 """The monitor: follow a run directory live (this app's training or another process's) and start,
-pause or stop a training of its own.
+pause or stop a training of its own; its curves, quality line, machine panel and views are
+tui.screens.monitor_views, the compare view tui.screens.compare.
 
-A thread worker polls the run directory (tui.runwatch) and posts RunUpdate snapshots that
-replace each other; another runs core.training.trainer.Trainer and posts when it starts and ends.
+A thread worker polls the run directory (tui.runwatch) and the machine (tui.machine) and posts
+RunUpdate snapshots and MachineUpdate readings that replace each other; another runs
+core.training.trainer.Trainer and posts when it starts and ends.
 """
 
 from __future__ import annotations
@@ -24,16 +26,19 @@ from textual.worker import get_current_worker
 
 from core.classes import SHORT_NAMES
 
-from ..messages import OpenCheckpoint, RunUpdate, TrainingEnded, TrainingStarted
+from ..machine import MachineWatch
+from ..messages import MachineUpdate, OpenCheckpoint, RunUpdate, TrainingEnded, TrainingStarted
 from ..pixels import Tile
 from ..runwatch import RunSnapshot, RunTailer, newest_checkpoint
-from ..widgets.loss_chart import LossChart
+from ..widgets.curve_chart import CurveChart
 from ..widgets.pixel_canvas import Label, PixelCanvas
 from ..widgets.status_line import StatusLine
 from ..widgets.too_small import TooSmall
+from .monitor_views import VIEW_BINDINGS, MonitorViews
 from .prompt import PathPrompt
 
 POLL_SECONDS = 0.5
+MACHINE_SECONDS = 1.0  # between readings of the machine
 SAMPLE_NAME_WIDTH = 8  # cells for a class name above its items
 SAMPLE_CLASS_GAP = 2  # blank cells between classes side by side
 
@@ -55,7 +60,7 @@ def pid_alive(pid) -> bool:
     return True
 
 
-class MonitorScreen(Screen):
+class MonitorScreen(MonitorViews, Screen):
     BINDINGS = [
         Binding("o", "open_run", "Open run", tooltip="follow a run directory (train_cli.py's or this app's), live"),
         Binding("t", "train", "Train", tooltip="start a new training here, in runs/tui-YYYYmmdd-HHMMSS"),
@@ -63,6 +68,7 @@ class MonitorScreen(Screen):
         Binding("p", "pause", "Pause", tooltip="pause or resume this app's training"),
         Binding("x", "stop", "Stop", tooltip="stop this app's training (it saves a checkpoint first)"),
         Binding("g", "use_newest", "Generate", tooltip="switch to generate, on the run's newest checkpoint"),
+        *VIEW_BINDINGS,
         Binding("escape", "app.switch_mode('generate')", "Back", show=False),
     ]
 
@@ -72,12 +78,17 @@ class MonitorScreen(Screen):
         self.snapshot: RunSnapshot | None = None
         self.trainer = None  # core.training.trainer.Trainer while this app trains
         self.training_dir: Path | None = None
+        self.init_views()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="monitor-body", classes="layout"):
             yield Static("", id="run-title", markup=False)
             yield Static("", id="run-progress", markup=False)
-            yield LossChart(id="chart")
+            yield Static("", id="run-quality", markup=False)
+            yield Static("", id="run-machine", markup=False)
+            yield CurveChart(id="chart", empty="no loss values yet")
+            yield CurveChart(id="rate-chart", empty="no images/s yet")
+            yield CurveChart(id="machine-chart", empty="reading the machine…")
             yield Static("", id="run-checkpoints", markup=False)
             yield PixelCanvas(id="samples")
         yield StatusLine(id="status", classes="layout")
@@ -98,7 +109,7 @@ class MonitorScreen(Screen):
     def detach(self) -> None:
         self.workers.cancel_group(self, "tail")
         self.run_dir, self.snapshot = None, None
-        self.query_one(LossChart).set_series((), (), ())
+        self.redraw_charts()
         self.query_one("#run-checkpoints", Static).update("")
         self.query_one("#samples", PixelCanvas).set_content([], [])
         self.query_one("#run-title", Static).update("no run attached")
@@ -122,21 +133,26 @@ class MonitorScreen(Screen):
     def attach(self, run_dir: Path) -> None:
         self.run_dir, self.snapshot = run_dir, None
         self.query_one("#run-title", Static).update(f"run {run_dir} · reading…")
-        self.say(f"following {run_dir}")
+        self.say(f"following {run_dir} · v views · c compares runs")
         self._tail(run_dir)
 
     @work(thread=True, exclusive=True, group="tail", exit_on_error=False)
     def _tail(self, run_dir: Path) -> None:
         worker = get_current_worker()
-        tailer = RunTailer(run_dir)
-        last_version = None
+        tailer, machine = RunTailer(run_dir), MachineWatch()
+        last_version, info, machine_due = None, {}, 0.0
         while not worker.is_cancelled:
+            if time.monotonic() >= machine_due:  # /proc and NVML: a few small reads, never the trainer's
+                reading = machine.poll(info.get("pid"), str(info.get("device", "")))
+                self.post_message(MachineUpdate(reading, tuple(machine.history)))
+                machine_due = time.monotonic() + MACHINE_SECONDS
             try:
                 snapshot = tailer.poll()
             except Exception as error:  # keep following whatever happens to the files
                 tailer = RunTailer(run_dir)
                 snapshot = RunSnapshot(run_dir, run_dir.is_dir(), {}, notes=(f"could not read the run: {error}",),
                                        version=-1)
+            info = snapshot.info or info
             if snapshot.version != last_version:
                 last_version = snapshot.version
                 self.post_message(RunUpdate(snapshot))
@@ -152,7 +168,7 @@ class MonitorScreen(Screen):
         self.snapshot = snapshot
         self.query_one("#run-title", Static).update(self._title(snapshot))
         self.query_one("#run-progress", Static).update(self._progress(snapshot))
-        self.query_one(LossChart).set_series(snapshot.steps, snapshot.loss, snapshot.loss_smooth)
+        self.redraw_charts()
         self.query_one("#run-checkpoints", Static).update(self._checkpoints(snapshot))
         self._show_samples(snapshot)
         if snapshot.notes:
@@ -279,6 +295,7 @@ class MonitorScreen(Screen):
                 trainer.stop("app closed")
 
         try:
+            from core.evaluation.probe import QualityProbe
             from core.model.config import TrainConfig
             from core.training.trainer import Trainer
 
@@ -289,7 +306,7 @@ class MonitorScreen(Screen):
             # a resumed run keeps its own epochs, batch, learning rate and EMA; only the device is this app's
             config = TrainConfig(device=options.device, **({} if resume else options.train_overrides))
             trainer = Trainer(run_dir, config, data_dir=options.data_dir, resume=resume, as_trained=resume,
-                              on_event=on_event, preset=options.train_preset)
+                              on_event=on_event, preset=options.train_preset, quality=QualityProbe(options.data_dir))
             if worker.is_cancelled:
                 return
             if trainer.step >= trainer.total_steps:

@@ -47,6 +47,9 @@ class ExportsAndRecipes:
         if self.result is None:
             self.say("nothing to export yet: generate first (g)", "warning")
             return
+        if self.grid.film is not None:
+            self.export_film()  # the film on screen (tui.screens.steering)
+            return
         request = self.result.request
         columns = request.n if self.result.blend else min(8, request.n)
         selected = self.grid.selected if self.grid.selected < request.n else None

@@ -60,7 +60,8 @@ class SettingKeys:
     def action_reroll(self) -> None:
         self.state.reroll_seed()
         self._after_setting("seed")
-        self.say(f"new seed {self.state.seed}" + ("" if self.state.seed_locked else " (unlocked: re-rolls every time)"))
+        rolled = f"new variation seed {self.state.variation_seed}" if self.state.variation_seed is not None else f"new seed {self.state.seed}"
+        self.say(rolled + ("" if self.state.seed_locked else " (unlocked: re-rolls every time)"))
 
     def action_lock_seed(self) -> None:
         self.state.seed_locked = not self.state.seed_locked

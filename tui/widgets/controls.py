@@ -16,16 +16,22 @@ from textual.widget import Widget
 
 from core.classes import NUM_CLASSES, SHORT_NAMES
 
-from core.sampling.limits import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS, MIN_STEPS
+from core.sampling.limits import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, FRACTION_STEP, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS, MIN_STEPS
 from ..state import GUIDANCE_STEP, SHARE_STEP, GenerateState, InputError
 
-SETTINGS = ("guidance", "mix", "sampler", "steps", "black", "seed", "items", "palette")
+SETTINGS = ("guidance", "mix", "sampler", "steps", "black", "seed", "items", "palette", "vary", "edit", "switch")
+# the steering rows: the state's fraction each sets, and how to turn it on where it is off
+FRACTIONS = {"vary": "variation_strength", "edit": "init_strength", "switch": "switch_at"}
+TURN_ON = {"vary": "variations are off: select an item and press w",
+           "edit": "no picture to edit from: E takes the selected item, O a picture file",
+           "switch": "no class switch: t picks the classes asked for after it"}
 ROWS = tuple(("class", i) for i in range(NUM_CLASSES)) + tuple(("setting", name) for name in SETTINGS)
 BAR_CELLS = 4
 EIGHTHS = " ▏▎▍▌▋▊▉█"
 LOW_G, HIGH_G = (f"{g:g}" for g in GUIDANCE_RANGE)
 TYPED = {"guidance": f"guidance ({LOW_G}-{HIGH_G})", "steps": f"steps ({MIN_STEPS}-{MAX_STEPS})",
-         "black": f"black level (0-{MAX_BLACK_LEVEL})", "seed": "seed", "items": f"items (1-{MAX_ITEMS})"}
+         "black": f"black level (0-{MAX_BLACK_LEVEL})", "seed": "seed", "items": f"items (1-{MAX_ITEMS})",
+         "vary": "variation strength (0-1)", "edit": "edit strength (0-1)", "switch": "switch point (0-1)"}
 
 HINTS = {  # two lines of at most 20 cells each
     "class": "space pick  +/- 5%\ntype 0-100, Enter",
@@ -37,6 +43,9 @@ HINTS = {  # two lines of at most 20 cells each
     "seed": "r roll  l lock\n←→ ±1  type a seed",
     "items": f"n/N ×2 ÷2  ←→ ±1\ntype 1-{MAX_ITEMS}, Enter",
     "palette": "p or ←→: next one\ngrey = dataset look",
+    "vary": f"w vary the item\n←→ ±{FRACTION_STEP:g}  space off",
+    "edit": f"E item  O a file\n←→ ±{FRACTION_STEP:g}  space off",
+    "switch": f"t edit 'then' mix\n←→ ±{FRACTION_STEP:g}  space off",
 }
 
 
@@ -81,6 +90,7 @@ class ClassControls(Widget, can_focus=True):
         self.state = state
         self.cursor = 0
         self.typed: str | None = None  # digits being typed into the focused row
+        self.top = 0  # the first line shown when the rows do not all fit (80x24 shows all but the steering rows)
 
     @property
     def row(self) -> tuple[str, object]:
@@ -88,25 +98,32 @@ class ClassControls(Widget, can_focus=True):
 
     # ------------------------------------------------------------ rendering
     def render(self) -> Text:
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(" CLASSES", style="bold")
-        text.append("   space +/-\n", style="dim")
+        if self.state.editing_switch:
+            lines = [Text.assemble((" THEN", "bold"), (f" from {self.state.switch_at:.0%} t:back", "dim"))]
+        else:
+            lines = [Text.assemble((" CLASSES", "bold"), ("   space +/-", "dim"))]
         for position, (kind, key) in enumerate(ROWS):
             if kind == "setting" and key == SETTINGS[0]:
-                text.append(" SETTINGS", style="bold")
-                text.append("  ←→ or type\n", style="dim")
+                lines.append(Text.assemble((" SETTINGS", "bold"), ("  ←→ or type", "dim")))
             here = position == self.cursor
             pointer = "▸" if here and self.has_focus else ("›" if here else " ")
-            line_style = "reverse" if here and self.has_focus else ""
-            text.append(pointer, style="bold")
-            if kind == "class":
-                text.append(self._class_row(key, here), style=line_style)
-            else:
-                text.append(self._setting_row(key, here), style=line_style)
-            text.append("\n")
+            row = self._class_row(key, here) if kind == "class" else self._setting_row(key, here)
+            lines.append(Text.assemble((pointer, "bold"), (row, "reverse" if here and self.has_focus else "")))
         hint = HINTS["class" if self.row[0] == "class" else self.row[1]]
-        text.append(" " + "\n ".join(hint.splitlines()), style="dim")  # right below the rows: 80x24 has no spare line
+        hints = [Text(" " + line, style="dim") for line in hint.splitlines()]  # right below the rows
+        text = Text("\n", no_wrap=True, overflow="ellipsis").join(self._window(lines) + hints)
+        text.no_wrap, text.overflow = True, "ellipsis"
         return text
+
+    def _window(self, lines: list[Text]) -> list[Text]:
+        """The lines that fit above the hints, scrolled just enough to show the cursor's row."""
+        room = self.size.height - 2
+        if room <= 0 or len(lines) <= room:
+            self.top = 0
+            return lines
+        cursor = 1 + self.cursor + (self.row[0] == "setting")  # below the CLASSES (and SETTINGS) heading
+        self.top = min(max(self.top, cursor - room + 1), max(0, cursor - 1), len(lines) - room)  # a line of context above
+        return lines[self.top:self.top + room]
 
     def _typed_or(self, here: bool, value: str, width: int) -> str:
         if here and self.typed is not None:
@@ -136,6 +153,9 @@ class ClassControls(Widget, can_focus=True):
             "seed": f"{state.seed} " + ("lock" if state.seed_locked else "roll"),
             "items": str(state.items),
             "palette": state.palette,
+            "vary": f"{state.variation_strength:.2f}" if state.variation_seed is not None else "off",
+            "edit": f"{state.init_strength:.2f}" if state.init_image is not None else "off",
+            "switch": (f"{state.switch_at:.2f}" + (" ✎" if state.editing_switch else "")) if state.other_mix is not None else "off",
         }
         return f"{name:<9}" + self._typed_or(here, values[name], 11)
 
@@ -181,6 +201,22 @@ class ClassControls(Widget, can_focus=True):
             self._changed("seed")
         elif key in ("sampler", "palette", "mix"):
             self.action_adjust(1)
+        elif key in FRACTIONS:
+            if not self._steering_on(key):
+                self._problem(TURN_ON[key])
+                return
+            if key == "vary":
+                self.state.variation_seed = None
+            elif key == "edit":
+                self.state.init_image = None
+            else:
+                self.state.clear_switch()
+            self._changed(key)
+
+    def _steering_on(self, key: str) -> bool:
+        state = self.state
+        return {"vary": state.variation_seed is not None, "edit": state.init_image is not None,
+                "switch": state.other_mix is not None}[key]
 
     def action_nudge(self, direction: int) -> None:
         kind, key = self.row
@@ -220,6 +256,11 @@ class ClassControls(Widget, can_focus=True):
             elif key == "palette":
                 self.post_message(self.Changed("palette-next" if direction > 0 else "palette-previous"))
                 return
+            elif key in FRACTIONS:
+                if not self._steering_on(key):
+                    raise InputError(TURN_ON[key])
+                value = getattr(state, FRACTIONS[key]) + direction * FRACTION_STEP
+                state.set_fraction(FRACTIONS[key], min(1.0, max(0.0, round(value, 3))))
         except InputError as error:
             self._problem(str(error))
             return
@@ -230,7 +271,7 @@ class ClassControls(Widget, can_focus=True):
         kind, key = self.row
         typable = kind == "class" or key in TYPED
         character = event.character or ""
-        if typable and (character.isdigit() or (character == "." and (kind == "class" or key == "guidance"))):
+        if typable and (character.isdigit() or (character == "." and (kind == "class" or key == "guidance" or key in FRACTIONS))):
             if kind == "class" and key not in self.state.picked:
                 self._problem(f"{SHORT_NAMES[key]} is not picked; press space to pick it first")
             else:
@@ -265,6 +306,10 @@ class ClassControls(Widget, can_focus=True):
                 key = "classes"
             elif key == "guidance":
                 self.state.set_guidance(value)
+            elif key in FRACTIONS:
+                if not self._steering_on(key):
+                    raise InputError(TURN_ON[key])
+                self.state.set_fraction(FRACTIONS[key], value)
             else:
                 if value != int(value):
                     raise InputError(f"{TYPED[key]} must be a whole number, not {typed}")

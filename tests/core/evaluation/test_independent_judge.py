@@ -8,33 +8,26 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
 import torch
 
-from core.checkpoint import atomic_save, load_generator
+from core.checkpoint import load_generator
 from core.evaluation.classifier import load_classifier
 from core.evaluation.cli import evaluate_checkpoint
 from support import REPO
 
 
-def _noisy_copy(checkpoint, path):
-    """The tiny checkpoint with every weight perturbed: untrained, its zero-initialised output layer
-    makes every class and guidance give the same items, which would hide a wrong guidance setting."""
-    data = torch.load(checkpoint, weights_only=True)
-    generator = torch.Generator().manual_seed(0)
-    data["ema"] = {k: v + 0.2 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
-                   for k, v in data["ema"].items()}
-    atomic_save(data, path)
-    return path
-
-
-def test_judge_rows_match_the_evaluate_command_and_files_are_written(tmp_path, fake_data_dir, tiny_checkpoint):
+def test_judge_rows_match_the_evaluate_command_and_files_are_written(tmp_path, fake_data_dir, trained_checkpoint):
+    """On the test model: an untrained one gives every class and guidance the same items, which would
+    hide a wrong guidance setting."""
     out = tmp_path / "judge"
-    tiny_checkpoint = _noisy_copy(tiny_checkpoint, tmp_path / "tiny.pt")
+    model = tmp_path / "tiny.pt"
+    shutil.copyfile(trained_checkpoint, model)  # alone: no guide beside the copy
     configs = "ddim:3:2,ddim:4:1:7:0-400"
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "independent_judge.py"), str(tiny_checkpoint),
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "independent_judge.py"), str(model),
                            "--data-dir", str(fake_data_dir), "--device", "cpu", "--n-per-class", "2",
                            "--judge-epochs", "1", "--configs", configs, "--out-dir", str(out)],
                           capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -43,7 +36,7 @@ def test_judge_rows_match_the_evaluate_command_and_files_are_written(tmp_path, f
     assert [row["spec"] for row in report["rows"]] == configs.split(",")
     assert 0.0 <= report["judge_test_accuracy"] <= 1.0 and report["judge_floor"] >= 0.0
 
-    generator, classifier = load_generator(tiny_checkpoint), load_classifier()
+    generator, classifier = load_generator(model), load_classifier()
     for row, (steps, guidance, seed, interval) in zip(report["rows"], [(3, 2.0, 0, (21, 400)), (4, 1.0, 7, (0, 400))]):
         expected = evaluate_checkpoint(generator, classifier, fake_data_dir, 2, guidance, "ddim", steps, seed=seed,
                                        floor=math.nan, guidance_interval=interval)

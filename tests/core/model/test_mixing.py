@@ -1,4 +1,6 @@
-"""Class mixing methods on a tiny perturbed model: shapes, weights, exactness for one class, the maths."""
+"""Class mixing methods on the test model: shapes, weights, exactness for one class, the maths."""
+
+import dataclasses
 
 import pytest
 import torch
@@ -14,6 +16,11 @@ from core.sampling.samplers import sample
 BOOT = [0.0] * 9 + [1.0]
 SNEAKER_BOOT = [0.0] * 7 + [0.5, 0.0, 0.5]
 THREE = [0.2, 0.0, 0.0, 0.0, 0.0, 0.3, 0.0, 0.5, 0.0, 0.0]
+
+
+@pytest.fixture(scope="module")
+def model(trained):
+    return dataclasses.replace(trained, guide=None)
 
 
 def test_methods_and_defaults():
@@ -48,27 +55,27 @@ def test_composed_pairs_carry_each_items_weights():
 
 @pytest.mark.parametrize("method", MIX_METHODS)
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
-def test_one_class_is_the_plain_class_under_every_method(perturbed, method, sampler):
-    plain = sample(perturbed, SampleRequest(BOOT, n=2, steps=4, sampler=sampler, seed=3, mix=LEGACY_MIX))
-    assert torch.equal(sample(perturbed, SampleRequest(BOOT, n=2, steps=4, sampler=sampler, seed=3, mix=method)), plain)
+def test_one_class_is_the_plain_class_under_every_method(model, method, sampler):
+    plain = sample(model, SampleRequest(BOOT, n=2, steps=4, sampler=sampler, seed=3, mix=LEGACY_MIX))
+    assert torch.equal(sample(model, SampleRequest(BOOT, n=2, steps=4, sampler=sampler, seed=3, mix=method)), plain)
 
 
 @pytest.mark.parametrize("method", MIX_METHODS)
-def test_every_method_samples_mixes_and_strips(perturbed, method):
-    images = sample(perturbed, SampleRequest(THREE, n=3, steps=4, seed=1, mix=method))
+def test_every_method_samples_mixes_and_strips(model, method):
+    images = sample(model, SampleRequest(THREE, n=3, steps=4, seed=1, mix=method))
     assert images.shape == (3, 1, 28, 28) and bool(torch.isfinite(images).all())
     rows = blend_weights(7, 9, 4)
     # fp32: the strip's ends are evaluated in other batches than the single items, and bf16's rounding
     # of a batch moves a trained model's pixels by a few hundredths
-    strip = sample(perturbed, SampleRequest(rows[0], n=4, steps=4, shared_noise=True, per_item_weights=rows, mix=method,
-                                            precision="fp32"))
-    ends = sample(perturbed, SampleRequest(rows[0], n=1, steps=4, mix=LEGACY_MIX, precision="fp32")), \
-        sample(perturbed, SampleRequest(rows[-1], n=1, steps=4, mix=LEGACY_MIX, precision="fp32"))
+    strip = sample(model, SampleRequest(rows[0], n=4, steps=4, shared_noise=True, per_item_weights=rows, mix=method,
+                                        precision="fp32"))
+    ends = sample(model, SampleRequest(rows[0], n=1, steps=4, mix=LEGACY_MIX, precision="fp32")), \
+        sample(model, SampleRequest(rows[-1], n=1, steps=4, mix=LEGACY_MIX, precision="fp32"))
     assert torch.allclose(strip[0], ends[0][0], atol=1e-5) and torch.allclose(strip[-1], ends[1][0], atol=1e-5)
 
 
-def test_methods_differ_on_a_mix(perturbed):
-    images = {m: sample(perturbed, SampleRequest(SNEAKER_BOOT, n=2, steps=4, seed=2, mix=m)) for m in MIX_METHODS}
+def test_methods_differ_on_a_mix(model):
+    images = {m: sample(model, SampleRequest(SNEAKER_BOOT, n=2, steps=4, seed=2, mix=m)) for m in MIX_METHODS}
     for a in MIX_METHODS:
         for b in MIX_METHODS:
             if a < b:
@@ -81,9 +88,9 @@ def _unet_prediction(denoiser, x, t, embedding):
 
 
 @pytest.mark.parametrize("t, guided", [(300, True), (700, False), (10, False)])
-def test_compose_is_guidance_summed_over_the_picked_classes(perturbed, t, guided):
+def test_compose_is_guidance_summed_over_the_picked_classes(model, t, guided):
     g = 1.5
-    denoiser = perturbed.denoiser
+    denoiser = model.denoiser
     x = torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     times = torch.tensor([t])
     table = denoiser.class_encoder.weight

@@ -1,11 +1,10 @@
-"""Autoguidance beside CFG on tiny perturbed models: the maths at one call, where it acts, the request."""
+"""Autoguidance beside CFG on the test model and its guide: the maths at one call, where it acts, the request."""
 
 import dataclasses
 
 import pytest
 import torch
 
-from core.checkpoint import load_generator
 from core.model.unet import CLASS_KEY
 from core.sampling.request import SampleRequest, SampleRequestError
 from core.sampling.samplers import sample
@@ -15,14 +14,15 @@ SNEAKER_BOOT = [0.0] * 7 + [0.5, 0.0, 0.5]
 
 
 @pytest.fixture(scope="module")
-def guided(perturbed, tiny_checkpoint):
-    """The perturbed generator with a differently perturbed copy of the tiny model as its guide."""
-    guide = load_generator(tiny_checkpoint)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in guide.denoiser.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return dataclasses.replace(perturbed, guide=guide)
+def guided(trained):
+    """The test model with its guide (the same run, earlier: tests/make_test_model.py)."""
+    return trained
+
+
+@pytest.fixture(scope="module")
+def alone(trained):
+    """The test model without a guide."""
+    return dataclasses.replace(trained, guide=None)
 
 
 def _conditional(denoiser, x, t, embedding):
@@ -52,9 +52,9 @@ def test_one_call_is_cfg_plus_the_push_away_from_the_guide(guided, t, inside, we
         assert torch.equal(auto, cfg)
 
 
-def test_weight_zero_or_no_guide_is_exactly_cfg(guided, perturbed):
+def test_weight_zero_or_no_guide_is_exactly_cfg(guided, alone):
     request = dict(n=2, steps=4, seed=3)
-    plain = sample(perturbed, SampleRequest(SNEAKER_BOOT, **request))
+    plain = sample(alone, SampleRequest(SNEAKER_BOOT, **request))
     assert torch.equal(sample(guided, SampleRequest(SNEAKER_BOOT, **request)), plain)
     assert torch.equal(sample(guided, SampleRequest(SNEAKER_BOOT, autoguidance=0.0, **request)), plain)
     auto = sample(guided, SampleRequest(SNEAKER_BOOT, autoguidance=1.0, **request))
@@ -80,6 +80,6 @@ def test_bad_weights_are_refused_in_one_line(value):
         SampleRequest(BOOT, autoguidance=value).validate()
 
 
-def test_autoguidance_without_a_guide_says_so(perturbed):
+def test_autoguidance_without_a_guide_says_so(alone):
     with pytest.raises(SampleRequestError, match="needs a guide model"):
-        sample(perturbed, SampleRequest(BOOT, n=1, steps=2, autoguidance=1.0))
+        sample(alone, SampleRequest(BOOT, n=1, steps=2, autoguidance=1.0))

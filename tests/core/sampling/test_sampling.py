@@ -1,3 +1,7 @@
+"""The samplers on the test model: steps, seeds, guidance and its interval, DPM-Solver++'s orders, DDPM's noise."""
+
+import dataclasses
+
 import pytest
 import torch
 
@@ -8,11 +12,12 @@ from core.sampling.samplers import eval_steps_for, finish, make_sampler, sample,
 from core.images import to_uint8
 
 BOOT = [0.0] * 9 + [1.0]
+SNEAKER_BOOT = [0.0] * 7 + [0.6, 0.0, 0.4]
 
 
 @pytest.fixture(scope="module")
-def generator(tiny_checkpoint):
-    return load_generator(tiny_checkpoint)
+def generator(trained):
+    return dataclasses.replace(trained, guide=None)
 
 
 @pytest.mark.parametrize("sampler, steps, calls", [("ddpm", 10, 10), ("ddim", 8, 8), ("ddpm", 250, 250), ("ddim", 50, 50)])
@@ -50,6 +55,36 @@ def test_ddim_is_deterministic_given_x_T_and_ddpm_adds_noise(generator):
     assert not torch.equal(ddim[-1].x, ddpm[-1].x)
 
 
+def test_ddpm_draws_each_steps_noise_from_the_items_own_seed(generator):
+    """DDPM against diffusion_labs' DDPModule driven by hand: x_T, then one fresh draw per step, item i
+    from seed + i; with the steps' draws zeroed instead, the items come out otherwise."""
+    from torchmultimodal.diffusion_labs.samplers.ddpm import DDPModule
+
+    from core.model.diffusion import make_predictor, make_schedule
+
+    request = SampleRequest(SNEAKER_BOOT, n=2, sampler="ddpm", steps=5, seed=7, precision="fp32").validate()
+    config = generator.diffusion_config
+    view = generator.denoiser.with_guidance(request.guidance, request.guidance_interval, request.mix).eval()
+    cond = {"class_weights": request.weight_matrix()}
+
+    def by_hand(step_noise: bool) -> torch.Tensor:
+        items = [torch.Generator().manual_seed(request.seed + i) for i in range(request.n)]
+        schedule = make_schedule(config)
+        draw = lambda like: torch.stack([torch.randn(like.shape[1:], generator=g) for g in items])  # (n, 1, 28, 28)
+        schedule.noise_source = draw if step_noise else torch.zeros_like
+        ddpm = DDPModule(view, schedule, make_predictor(config, schedule, clamp=True),
+                         eval_steps=eval_steps_for("ddpm", 5, config.steps), progress_bar=False).eval()
+        x = draw(torch.empty(request.n, 1, 28, 28))  # x_T
+        with torch.no_grad():
+            for x in ddpm.generator(x, cond):
+                pass
+        return finish(x, request.black_level)
+
+    images = sample(generator, request)
+    assert torch.allclose(images, by_hand(step_noise=True), atol=1e-5)
+    assert (images - by_hand(step_noise=False)).abs().mean() > 0.05  # the steps' noise is a visible part of the items
+
+
 def test_stopping_between_steps(generator):
     iterator = sample_steps(generator, SampleRequest(BOOT, n=1, sampler="ddpm", steps=50))
     first = next(iterator)
@@ -58,19 +93,15 @@ def test_stopping_between_steps(generator):
     assert generator.denoiser.guidance == generator.diffusion_config.guidance  # restored
 
 
-def test_guidance_changes_pixels(tiny_checkpoint):
-    generator = load_generator(tiny_checkpoint)  # a private copy: perturbed below
-    with torch.no_grad():
-        for p in generator.denoiser.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+def test_guidance_changes_pixels(generator):
     a = sample(generator, SampleRequest(BOOT, n=1, steps=4, guidance=0.0))
     b = sample(generator, SampleRequest(BOOT, n=1, steps=4, guidance=5.0))
     assert not torch.allclose(a, b)
 
 
-def test_guidance_interval_selects_the_steps_that_are_guided(perturbed):
+def test_guidance_interval_selects_the_steps_that_are_guided(generator):
     def run(guidance, interval):
-        return sample(perturbed, SampleRequest(BOOT, n=2, steps=4, guidance=guidance, guidance_interval=interval, seed=3))
+        return sample(generator, SampleRequest(BOOT, n=2, steps=4, guidance=guidance, guidance_interval=interval, seed=3))
 
     assert SampleRequest(BOOT).guidance_interval == DEFAULT_GUIDANCE_INTERVAL == (21, 400)
     classic, unguided = run(5.0, None), run(5.0, (0, 0))  # DDIM 4 evaluates t = 999, 749, 500, 250: none is t=0
@@ -80,9 +111,9 @@ def test_guidance_interval_selects_the_steps_that_are_guided(perturbed):
     assert not torch.allclose(partial, classic) and not torch.allclose(partial, unguided)
 
 
-def test_guidance_interval_per_item_when_a_batch_mixes_steps(perturbed):
-    view = perturbed.denoiser.with_guidance(5.0, (0, 600)).eval()
-    guided, plain = perturbed.denoiser.with_guidance(5.0).eval(), perturbed.denoiser.with_guidance(0.0).eval()
+def test_guidance_interval_per_item_when_a_batch_mixes_steps(generator):
+    view = generator.denoiser.with_guidance(5.0, (0, 600)).eval()
+    guided, plain = generator.denoiser.with_guidance(5.0).eval(), generator.denoiser.with_guidance(0.0).eval()
     x = torch.randn(2, 1, 28, 28)
     t = torch.tensor([100, 900])
     cond = {"class_weights": torch.tensor([BOOT, BOOT])}
@@ -91,7 +122,7 @@ def test_guidance_interval_per_item_when_a_batch_mixes_steps(perturbed):
         want_first, want_second = guided(x[:1], t[:1], {"class_weights": cond["class_weights"][:1]}), plain(x[1:], t[1:], {"class_weights": cond["class_weights"][1:]})
     assert torch.allclose(mixed.prediction[0], want_first.prediction[0], atol=1e-5)
     assert torch.allclose(mixed.prediction[1], want_second.prediction[0], atol=1e-5)
-    assert perturbed.denoiser.guidance_interval is None  # the shared model is untouched
+    assert generator.denoiser.guidance_interval is None  # the shared model is untouched
 
 
 @pytest.mark.parametrize("interval", [(700, 600), (0, 1000), (-1, 5), ("0", 600), (0, 600.0), (True, 600), (1, 2, 3), 7])
@@ -120,9 +151,9 @@ def test_finish_sets_near_black_pixels_to_black():
         assert torch.equal(pixels, want), level
 
 
-def test_black_level_applies_to_the_final_images_only(perturbed):
-    raw = list(sample_steps(perturbed, SampleRequest(BOOT, n=2, steps=3, black_level=0, seed=4)))
-    clean = list(sample_steps(perturbed, SampleRequest(BOOT, n=2, steps=3, seed=4)))
+def test_black_level_applies_to_the_final_images_only(generator):
+    raw = list(sample_steps(generator, SampleRequest(BOOT, n=2, steps=3, black_level=0, seed=4)))
+    clean = list(sample_steps(generator, SampleRequest(BOOT, n=2, steps=3, seed=4)))
     assert SampleRequest(BOOT).black_level == DEFAULT_BLACK_LEVEL == 4
     assert all(torch.equal(a.x, b.x) for a, b in zip(raw[:-1], clean[:-1]))  # previews untouched
     assert torch.equal(clean[-1].x, finish(raw[-1].x, 4))
@@ -177,11 +208,8 @@ def test_validate_renormalises():
     assert request.class_weights[7] == pytest.approx(0.75)
 
 
-def test_concurrent_samplers_keep_their_own_guidance(tiny_checkpoint):
-    generator = load_generator(tiny_checkpoint)
-    with torch.no_grad():
-        for p in generator.denoiser.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+def test_concurrent_samplers_keep_their_own_guidance(trained_checkpoint):
+    generator = load_generator(trained_checkpoint)  # a private copy: its shared default guidance is checked below
     low, high = SampleRequest(BOOT, n=1, steps=4, guidance=0.0), SampleRequest(BOOT, n=1, steps=4, guidance=5.0)
     expected_low, expected_high = sample(generator, low), sample(generator, high)
     a, b = sample_steps(generator, low), sample_steps(generator, high)
@@ -208,16 +236,16 @@ def test_sampler_step_tables_live_on_the_sampling_device(generator, sampler):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
-def test_sampling_on_cuda_matches_the_request(tiny_checkpoint, sampler):
-    gpu = load_generator(tiny_checkpoint, "cuda")
+def test_sampling_on_cuda_matches_the_request(trained_checkpoint, sampler):
+    gpu = load_generator(trained_checkpoint, "cuda")
     images = sample(gpu, SampleRequest(BOOT, n=3, sampler=sampler, steps=5, seed=2))
     assert images.shape == (3, 1, 28, 28) and images.device.type == "cpu"
     assert bool(torch.isfinite(images).all()) and images.min() >= -1 and images.max() <= 1
 
 
-def test_dpm_solver_is_ddim_at_first_order_and_differs_once_second_order(perturbed):
+def test_dpm_solver_is_ddim_at_first_order_and_differs_once_second_order(generator):
     def run(sampler, steps, **kw):
-        return sample(perturbed, SampleRequest(BOOT, n=2, sampler=sampler, steps=steps, seed=6, **kw))
+        return sample(generator, SampleRequest(BOOT, n=2, sampler=sampler, steps=steps, seed=6, **kw))
 
     # two steps: the first has no history and the last of a short run is first order too
     assert torch.allclose(run("dpm", 2), run("ddim", 2), atol=1e-5)
@@ -228,14 +256,14 @@ def test_dpm_solver_is_ddim_at_first_order_and_differs_once_second_order(perturb
     assert (ddim.resolved_steps(), ddim.guidance) == (50, 2.0)  # each sampler has its own default guidance
 
 
-def test_dpm_solver_second_order_step_matches_the_formula(perturbed):
+def test_dpm_solver_second_order_step_matches_the_formula(generator):
     from core.model.diffusion import make_predictor, make_schedule
     from core.sampling.dpm_solver import DPMSolverModule
 
-    config = perturbed.diffusion_config
+    config = generator.diffusion_config
     schedule = make_schedule(config)
     predictor = make_predictor(config, schedule, clamp=True)
-    denoiser = perturbed.denoiser.with_guidance(0.0).eval()
+    denoiser = generator.denoiser.with_guidance(0.0).eval()
     steps = torch.tensor([0, 300, 600, 999])
     solver = DPMSolverModule(denoiser, schedule, predictor, steps)
     x = torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
@@ -261,11 +289,47 @@ def test_dpm_solver_second_order_step_matches_the_formula(perturbed):
     assert torch.allclose(got[0].double(), x1, atol=1e-4) and torch.allclose(got[1].double(), x2, atol=1e-4)
 
 
-def test_dpm_solver_restarts_at_first_order_across_a_guidance_edge(perturbed):
+def test_dpm_solver_restarts_at_first_order_across_a_guidance_edge(generator):
+    """DPM-Solver++ 6 steps visits t = 999, 832, 666, 500, 333, 166; guided at 21 <= t <= 400, the step
+    from 333 follows the edge (500 unguided, 333 guided), so it must be first order: extrapolating
+    across the jump in x0 overshoots. The step before it, inside one model, is second order."""
     from core.sampling.samplers import _same_model
 
-    view = perturbed.denoiser.with_guidance(2.0, (21, 400))
+    view = generator.denoiser.with_guidance(2.0, (21, 400))
     same = _same_model(view)
     assert same(999, 600) and same(400, 21) and not same(600, 400) and not same(21, 20)
-    assert _same_model(perturbed.denoiser.with_guidance(0.0, (21, 400)))(600, 400)  # no guidance: one model
-    assert _same_model(perturbed.denoiser.with_guidance(2.0, None))(600, 400)
+    assert _same_model(generator.denoiser.with_guidance(0.0, (21, 400)))(600, 400)  # no guidance: one model
+    assert _same_model(generator.denoiser.with_guidance(2.0, None))(600, 400)
+
+    from core.model.diffusion import make_predictor, make_schedule
+
+    config = generator.diffusion_config
+    draw = lambda shape, dtype=torch.float32: torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    solver, timesteps = make_sampler(view.eval(), config, "dpm", 6, draw, torch.device("cpu"))
+    assert timesteps == [999, 832, 666, 500, 333, 166]
+    cond = {"class_weights": torch.tensor([BOOT])}
+    x_T = draw((1, 1, 28, 28))
+    with torch.no_grad():
+        xs = dict(zip(timesteps[1:] + [0], solver.generator(x_T, cond)))  # t -> x_t after the step into t
+    schedule = make_schedule(config)
+    predictor = make_predictor(config, schedule, clamp=True)
+    abar = schedule.alphas_cumprod.double()
+    alpha, sigma = abar.sqrt(), (1 - abar).sqrt()
+    lam = lambda t: torch.log(alpha[t] / sigma[t])
+
+    def x0(x_t, t):
+        with torch.no_grad():
+            return predictor.predict_x0(view(x_t, torch.tensor([t]), cond).prediction, x_t, torch.tensor([t])).double()
+
+    def step(x_s, s, t, d):
+        return sigma[t] / sigma[s] * x_s.double() - alpha[t] * torch.expm1(-(lam(t) - lam(s))) * d
+
+    def second_order(s_prev, s, t):
+        r = (lam(s) - lam(s_prev)) / (lam(t) - lam(s))
+        d = (1 + 1 / (2 * r)) * x0(xs[s], s) - 1 / (2 * r) * x0(xs[s_prev], s_prev)
+        return step(xs[s], s, t, d)
+
+    first = step(xs[333], 333, 166, x0(xs[333], 333))
+    assert torch.allclose(xs[166].double(), first, atol=1e-4)  # the step after the edge: first order
+    assert not torch.allclose(first, second_order(500, 333, 166), atol=1e-2)  # and the orders differ there
+    assert torch.allclose(xs[500].double(), second_order(832, 666, 500), atol=1e-4)  # inside one model: second order
