@@ -105,3 +105,16 @@ def coded_images(classes: list[int]) -> torch.Tensor:
     x = -torch.ones(len(classes), 1, 28, 28)
     x[:, 0, 0, 0] = torch.tensor(classes, dtype=torch.float32) * 0.2 - 1
     return x
+
+
+def poison_loss(trainer, at_step: int, factor: float) -> None:
+    """Make the loss of the trainer's at_step-th step (1-based) `factor` times itself (nan, inf), as a
+    diverging run would, by wrapping the eager objective its StepRunner calls."""
+    real, calls = trainer.runner.eager, []
+
+    def poisoned(x0, weights):
+        calls.append(1)
+        loss = real(x0, weights)
+        return loss * factor if len(calls) == at_step else loss
+
+    trainer.runner.eager = poisoned

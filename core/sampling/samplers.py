@@ -107,12 +107,12 @@ def _same_model(denoiser) -> Callable[[int, int], bool]:
     return lambda s, t: (lo <= s <= hi) == (lo <= t <= hi)
 
 
-def _steered(denoiser, request: SampleRequest, train_steps: int, start: int | None, film: bool, device: torch.device):
+def _steered(denoiser, request: SampleRequest, timesteps: list[int], film: bool, device: torch.device):
     """The view inside a steered one (a class switch, the film's recorder) and DPM-Solver++'s
-    same_model for it; without either, the view itself and None (its own guidance edges)."""
+    same_model for it; without either, the view itself and None (its own guidance edges).
+    timesteps: the model calls' timesteps, noisiest first."""
     if request.switch_to is None and not film:
         return denoiser, None
-    timesteps = model_timesteps(request.sampler, eval_steps_for(request.sampler, request.resolved_steps(), train_steps, start))
     switch_t = steering.switch_timestep(request, timesteps)
     if switch_t is None:
         return steering.SteeredDenoiser(denoiser, film=film), _same_model(denoiser)
@@ -139,12 +139,13 @@ def sample_steps(generator: Generator, request: SampleRequest, device: str | tor
     if request.variation_strength:
         noise = steering.VariedNoise(noise, _ItemNoise(request.variation_seed, request.n, False), request.variation_strength)
     start = steering.edit_start(request, config.steps)
-    if start is not None and len(eval_steps_for(request.sampler, steps, config.steps, start)) < 2:
+    eval_steps = eval_steps_for(request.sampler, steps, config.steps, start)
+    if len(eval_steps) < 2:
         # strength 0, or below the grid's first step: nothing to denoise, the picture itself
         source = steering.image_tensor(request.init_image).expand(request.n, -1, -1, -1)
         yield SampleStep(1, 1, 0, finish(source, request.black_level), *((source, source) if film else ()))
         return
-    denoiser, same_model = _steered(denoiser, request, config.steps, start, film, device)
+    denoiser, same_model = _steered(denoiser, request, model_timesteps(request.sampler, eval_steps), film, device)
     sampler, timesteps = make_sampler(denoiser, config, request.sampler, steps, noise, device, start, same_model)
     if film:
         denoiser.predictor = sampler.predictor

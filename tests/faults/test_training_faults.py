@@ -20,6 +20,7 @@ from core.training.trainer import Trainer
 from core.training.state import TrainingError
 from core.training.rundir import list_checkpoints
 from faultkit import Exploit
+from support import poison_loss
 
 
 def config(**overrides) -> TrainConfig:
@@ -49,14 +50,7 @@ def cli_args(data, run, *extra):
 
 def test_inf_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, fake_data_dir):
     trainer = Trainer(tmp_path / "run", config(epochs=2), preset="tiny", data_dir=fake_data_dir)
-    real, calls = trainer.runner.eager, []
-
-    def overflowing(x0, weights):
-        calls.append(1)
-        loss = real(x0, weights)
-        return loss * float("inf") if len(calls) == 6 else loss
-
-    trainer.runner.eager = overflowing
+    poison_loss(trainer, 6, float("inf"))
     with pytest.raises(TrainingError) as info:
         trainer.run()
     assert "loss became inf at step 6" in str(info.value) and "step-0000004.pt" in str(info.value)

@@ -11,7 +11,7 @@ import core.training.step as step
 from core.model.config import TrainConfig
 from core.training.state import TrainingError
 from core.training.trainer import Trainer
-from support import make_fake_dataset
+from support import make_fake_dataset, poison_loss
 
 HOST_READS = ("item", "tolist", "__float__", "__int__", "__bool__", "__index__")
 
@@ -55,14 +55,7 @@ def test_a_step_reads_nothing_back_between_two_log_records(tmp_path, data_256, m
 
 def test_a_nan_is_caught_at_the_next_read_and_never_reaches_a_checkpoint(tmp_path, data_256):
     trainer = Trainer(tmp_path / "run", config(checkpoint_every=8, log_every=4), preset="tiny", data_dir=data_256)
-    real, calls = trainer.runner.eager, []
-
-    def poisoned(x0, weights):
-        calls.append(1)
-        loss = real(x0, weights)
-        return loss * float("nan") if len(calls) == 10 else loss
-
-    trainer.runner.eager = poisoned
+    poison_loss(trainer, 10, float("nan"))
     with pytest.raises(TrainingError) as info:
         trainer.run()
     assert "loss became nan at step 10" in str(info.value) and "step-0000008.pt" in str(info.value)

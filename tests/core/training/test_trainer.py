@@ -11,6 +11,7 @@ from core.training.step import lr_at
 from core.training.trainer import Trainer
 from core.training.state import TrainingError
 from core.training.rundir import list_checkpoints
+from support import poison_loss
 
 FIELDS = {"step", "epoch", "loss", "loss_smooth", "lr", "images_per_sec", "elapsed_sec", "eta_sec"}
 
@@ -107,14 +108,7 @@ def test_resume_skips_a_corrupt_newest_checkpoint(tmp_path, fake_data_dir):
 
 def test_nan_loss_stops_keeps_last_good_checkpoint_and_names_the_step(tmp_path, fake_data_dir, monkeypatch):
     trainer = Trainer(tmp_path / "n", config(sample_grid_per_class=0), preset="tiny", data_dir=fake_data_dir)
-    real = trainer.runner.eager
-    calls = {"n": 0}
-
-    def poisoned(x0, weights):
-        calls["n"] += 1
-        loss = real(x0, weights)
-        return loss * float("nan") if calls["n"] == 5 else loss
-    trainer.runner.eager = poisoned
+    poison_loss(trainer, 5, float("nan"))
     with pytest.raises(TrainingError) as info:
         trainer.run()
     assert "at step 5" in str(info.value) and "step-0000004.pt" in str(info.value)  # epoch 1 ended at step 4
