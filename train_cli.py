@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", help="download Fashion-MNIST into --data-dir if missing (needs network)")
     p.add_argument("--run-dir", default="runs/default", help="where checkpoints, metrics.jsonl and sample grids go")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
-                   help=f"model recipe (default {DEFAULT_PRESET}): wide (the shipped model), fast (narrower 7x7 level, 1.25x the speed), wider (80/160 channels, 0.72x the speed; better at low guidance, not at g=2), seed (the original), tiny")
+                   help=f"model recipe (default {DEFAULT_PRESET}): wide-snr (wide with min-SNR loss weighting), wide (the U-Net of the shipped model, uniform loss), fast (narrower 7x7 level, 1.25x the speed), wider (80/160 channels, 0.72x the speed; better at low guidance, not at g=2), seed (the original), tiny")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="per process; global batch = this x world size")
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=TrainConfig.log_every, help="steps between metrics.jsonl lines")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
+    p.add_argument("--posthoc-ema", default=None, metavar="SIGMA[,SIGMA...]",
+                   help="track power-function EMA profiles of these relative lengths (e.g. 0.05,0.10; each in (0, 0.2887)) "
+                        "and snapshot them with every checkpoint into RUN_DIR/posthoc/, so that "
+                        "`python -m core.training.export RUN_DIR --sigma-rel X` can rebuild an EMA of any length after "
+                        "training (Karras et al. 2024); a resumed run keeps the profiles it tracks")
     p.add_argument("--quality-per-class", type=int, default=None, metavar="N",
                    help="items of each class the quality probe samples and scores with the shipped classifier at each "
                         "epoch's end, into quality.jsonl (default: as many as cost a tenth of an epoch, at most 20; "
@@ -75,7 +80,24 @@ def check_args(args) -> str | None:
         return "--quality-per-class must be 0 (off) or more"
     if not 0 <= args.ema_decay < 1:
         return "--ema-decay must be in [0, 1)"
+    if args.posthoc_ema is not None:
+        # imports torch, so only when the flag is given
+        from core.training.posthoc_ema import parse_sigma_rels
+
+        try:
+            parse_sigma_rels(args.posthoc_ema)
+        except ValueError as error:
+            return f"--posthoc-ema: {error}"
     return None
+
+
+def posthoc_sigma_rels(text: str | None) -> tuple[float, ...]:
+    """--posthoc-ema's profiles (already checked by check_args); () without the flag."""
+    if text is None:
+        return ()
+    from core.training.posthoc_ema import parse_sigma_rels
+
+    return parse_sigma_rels(text)
 
 
 def describe_quality(record: dict) -> str:
@@ -121,7 +143,7 @@ def main(argv=None) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
         ema_decay=args.ema_decay, seed=args.seed, limit=args.limit, checkpoint_every=args.checkpoint_every,
         keep_checkpoints=args.keep, log_every=args.log_every, device=args.device, compile=args.compile,
-        precision=args.precision, max_steps=args.max_steps,
+        precision=args.precision, max_steps=args.max_steps, posthoc_ema=posthoc_sigma_rels(args.posthoc_ema),
     )
     progress = Progress(
         TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),

@@ -119,6 +119,10 @@ def _check_sizes(model_config: ModelConfig, diffusion_config: DiffusionConfig) -
               "channels": list(model_config.channels), "blocks_per_level": [model_config.blocks_per_level],
               "time_dim": [model_config.time_dim], "class_dim": [model_config.class_dim],
               "groups": [model_config.groups], "steps": [diffusion_config.steps]}
+    levels = model_config.attention_levels
+    if not isinstance(levels, tuple) or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < len(model_config.channels)
+                                            for v in levels):
+        raise ValueError(f"config attention_levels {levels!r} must name levels 0-{len(model_config.channels) - 1}")
     for name, found in values.items():
         low = 2 if name == "steps" else 1
         for value in found:
@@ -193,9 +197,11 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
 
 
 def export_generator(source: dict, path: str | os.PathLike, half: bool = True) -> None:
-    """Write only what sampling needs (configs + EMA weights), optionally as 16-bit floats."""
+    """Write only what sampling needs (configs + EMA weights), optionally as 16-bit floats; a
+    reconstructed post-hoc EMA (core.training.export) keeps its posthoc_sigma_rel."""
     ema = {k: (v.half() if half and v.is_floating_point() else v) for k, v in source["ema"].items()}
-    keep = {k: source[k] for k in ("model_config", "diffusion_config", "train_config", "step", "epoch", "wall_time_sec", "preset") if k in source}
+    keep = {k: source[k] for k in ("model_config", "diffusion_config", "train_config", "step", "epoch", "wall_time_sec", "preset",
+                                   "posthoc_sigma_rel") if k in source}
     atomic_save({"kind": KIND, "format_version": FORMAT_VERSION, **keep, "ema": ema}, path)
 
 

@@ -4,13 +4,21 @@
     noise target:  eps                                           (NoisePredictor, Ho et al. 2020)
     v target:      v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0    (VPredictor, Salimans & Ho 2022)
     loss = MSE(prediction, target) + lambda * L_vlb(variance)     (DiffusionHybridLoss, Nichol & Dhariwal eq. 16)
+
+The MSE term can be weighted per noise level, w(t) (loss_weights): the prediction and its target
+are both scaled by sqrt(w(t)) before diffusion_labs' loss sees them, so its MSE becomes
+mean(w(t) * (prediction - target)^2) and the VLB term is left as it was.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
-from torchmultimodal.diffusion_labs.modules.losses.diffusion_hybrid_loss import DiffusionHybridLoss
+from torchmultimodal.diffusion_labs.modules.losses.diffusion_hybrid_loss import (
+    DiffusionHybridLoss,
+)
 from torchmultimodal.diffusion_labs.predictors.noise_predictor import NoisePredictor
 from torchmultimodal.diffusion_labs.predictors.v_predictor import VPredictor
 from torchmultimodal.diffusion_labs.samplers.ddpm import DDPModule
@@ -18,7 +26,9 @@ from torchmultimodal.diffusion_labs.schedules.discrete_gaussian_schedule import 
     DiscreteGaussianSchedule,
     linear_beta_schedule,
 )
-from torchmultimodal.diffusion_labs.transforms.diffusion_transform import RandomDiffusionSteps
+from torchmultimodal.diffusion_labs.transforms.diffusion_transform import (
+    RandomDiffusionSteps,
+)
 
 from .config import DiffusionConfig
 
@@ -58,6 +68,45 @@ def make_schedule(config: DiffusionConfig) -> SeededSchedule:
     return SeededSchedule(linear_beta_schedule(config.steps))
 
 
+LOSS_WEIGHTINGS = ("uniform", "min-snr", "edm")
+EDM_P_MEAN, EDM_P_STD, EDM_SIGMA_DATA = -1.2, 1.2, 0.5  # Karras et al. 2022, table 1 (training)
+
+
+def loss_weights(config: DiffusionConfig, schedule: DiscreteGaussianSchedule) -> torch.Tensor | None:
+    """(T,) weights on the prediction's squared error at each step t, mean 1 over t (so only where the
+    loss puts its emphasis changes, not its scale against the VLB term); None for "uniform".
+
+    With SNR_t = abar_t / (1 - abar_t), an error in x_0 costs SNR_t + 1 times as much in v and SNR_t
+    times as much in noise, so a weighting stated on x_0 is divided by that factor:
+      min-snr  x_0 weight min(SNR_t, gamma): high-noise steps, where the loss is largest and least
+               informative, stop dominating (Hang et al. 2023);
+      edm      sigma_t = SNR_t^-1/2 drawn log-normal(P_mean, P_std), x_0 weight
+               (sigma^2 + sigma_data^2) / (sigma sigma_data)^2 (Karras et al. 2022): the log-normal's
+               probability of each discrete step becomes a weight on uniformly drawn t.
+    """
+    kind = config.loss_weighting
+    if kind not in LOSS_WEIGHTINGS:
+        raise ValueError(f"loss_weighting must be one of {', '.join(LOSS_WEIGHTINGS)}, not {kind!r}")
+    if kind == "uniform":
+        return None
+    abar = schedule.alphas_cumprod.double()  # (T,)
+    snr = abar / (1 - abar)
+    per_x0 = snr + 1 if config.prediction == "v" else snr  # the target's error per unit of x_0 error
+    if kind == "min-snr":
+        if not config.min_snr_gamma > 0:
+            raise ValueError(f"min_snr_gamma must be positive, not {config.min_snr_gamma!r}")
+        weight = snr.clamp(max=config.min_snr_gamma) / per_x0
+    else:
+        log_sigma = -0.5 * snr.log()  # (T,) increasing in t
+        edges = torch.cat([log_sigma[:1] - (log_sigma[1] - log_sigma[0]) / 2, (log_sigma[1:] + log_sigma[:-1]) / 2,
+                           log_sigma[-1:] + (log_sigma[-1] - log_sigma[-2]) / 2])  # (T+1,) each step's share of log sigma
+        cdf = 0.5 * (1 + torch.erf((edges - EDM_P_MEAN) / (EDM_P_STD * math.sqrt(2))))
+        sigma2 = 1 / snr
+        edm_lambda = (sigma2 + EDM_SIGMA_DATA**2) / (sigma2 * EDM_SIGMA_DATA**2)
+        weight = (cdf[1:] - cdf[:-1]) * edm_lambda / per_x0
+    return (weight / weight.mean()).float()
+
+
 def _clamp_x0(x0: torch.Tensor) -> torch.Tensor:
     return x0.clamp(-1.0, 1.0)  # pixels live in [-1, 1]
 
@@ -86,6 +135,8 @@ class DiffusionObjective(nn.Module):
         self.ddpm = DDPModule(denoiser, self.schedule, make_predictor(config, self.schedule), progress_bar=False)
         self.noiser = RandomDiffusionSteps(self.schedule, batched=True)
         self.loss = DiffusionHybridLoss(self.schedule, lmbda=config.hybrid_lambda)
+        weights = loss_weights(config, self.schedule)
+        self.register_buffer("root_weights", None if weights is None else weights.sqrt(), persistent=False)  # (T,)
 
     def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.config.prediction == "noise":
@@ -99,4 +150,8 @@ class DiffusionObjective(nn.Module):
         batch = self.noiser({"x": x0})  # adds t (B,), noise and xt (B,1,28,28)
         t, noise, xt = batch["t"], batch["noise"], batch["xt"]
         out = self.ddpm(xt, t, {"class_weights": class_weights})
-        return self.loss(out.prediction.float(), self.target(x0, noise, t), out.mean.float(), out.log_variance.float(), x0, xt, t)
+        prediction, target = out.prediction.float(), self.target(x0, noise, t)  # (B,1,28,28) each
+        if self.root_weights is not None:
+            root = self.root_weights[t][:, None, None, None]  # (B,1,1,1): sqrt(w(t)) on both sides of the MSE
+            prediction, target = prediction * root, target * root
+        return self.loss(prediction, target, out.mean.float(), out.log_variance.float(), x0, xt, t)

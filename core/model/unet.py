@@ -79,7 +79,7 @@ class ResBlock(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention over the H*W positions (used at 7x7: 49 tokens)."""
+    """Multi-head self-attention over the H*W positions (at 7x7: 49 tokens; at 14x14: 196)."""
 
     def __init__(self, ch: int, groups: int, heads: int = 4):
         super().__init__()
@@ -96,6 +96,14 @@ class Attention(nn.Module):
         q, k, v = (qkv[:, i].transpose(-1, -2) for i in range(3))  # (B, heads, HW, c/heads)
         y = F.scaled_dot_product_attention(q, k, v)  # (B, heads, HW, c/heads)
         return x + self.out(y.transpose(-1, -2).reshape(b, c, h, w))
+
+
+def level_attention(config: ModelConfig, level: int, width: int) -> nn.ModuleList:
+    """One module per block of `level`: self-attention where config.attention_levels names the level
+    (at 14x14 that is 196 tokens, so it costs about one convolution there), else a weightless Identity,
+    which keeps the weight names of models without it unchanged."""
+    make = (lambda: Attention(width, config.groups)) if level in config.attention_levels else nn.Identity
+    return nn.ModuleList([make() for _ in range(config.blocks_per_level)])
 
 
 class UNet(nn.Module):
@@ -118,6 +126,7 @@ class UNet(nn.Module):
         self.stem = nn.Conv2d(u * u, ch[0], 3, padding=1)
 
         self.down = nn.ModuleList()
+        self.down_attn = nn.ModuleList()  # per level, per block: Attention after it, or Identity (no weights)
         self.downsample = nn.ModuleList()
         skip_ch = []
         for level, width in enumerate(ch):
@@ -128,6 +137,7 @@ class UNet(nn.Module):
                 skip_ch.append(width)
                 in_ch = width
             self.down.append(blocks)
+            self.down_attn.append(level_attention(config, level, width))
             # stride-2 conv between levels (28->14->7); Identity after the last level
             self.downsample.append(nn.Conv2d(width, ch[level + 1], 3, stride=2, padding=1) if level < len(ch) - 1 else nn.Identity())
 
@@ -136,6 +146,7 @@ class UNet(nn.Module):
         self.mid2 = ResBlock(ch[-1], ch[-1], cond_dim, groups, drop)
 
         self.up = nn.ModuleList()
+        self.up_attn = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for level in reversed(range(len(ch))):
             width = ch[level]
@@ -145,6 +156,7 @@ class UNet(nn.Module):
                 blocks.append(ResBlock(in_ch + skip_ch.pop(), width, cond_dim, groups, drop))
                 in_ch = width
             self.up.append(blocks)
+            self.up_attn.append(level_attention(config, level, width))
             # nearest x2 then conv (7->14->28); Identity at the top level
             self.upsample.append(
                 nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(width, ch[level - 1], 3, padding=1))
@@ -162,18 +174,18 @@ class UNet(nn.Module):
         cond = F.silu(torch.cat([self.time(t), conditional_inputs[CLASS_KEY].to(x.dtype)], dim=1))  # (B, time+class)
         h = self.stem(self.unshuffle(x))  # (B, ch0, 28/u, 28/u)
         skips = []
-        for blocks, down in zip(self.down, self.downsample):
-            for block in blocks:
-                h = block(h, cond)
+        for blocks, attns, down in zip(self.down, self.down_attn, self.downsample):
+            for block, attn in zip(blocks, attns):
+                h = attn(block(h, cond))
                 skips.append(h)
             h = down(h)
         h = self.mid1(h, cond)
         if self.mid_attn is not None:
             h = self.mid_attn(h)
         h = self.mid2(h, cond)
-        for blocks, up in zip(self.up, self.upsample):
-            for block in blocks:
-                h = block(torch.cat([h, skips.pop()], dim=1), cond)
+        for blocks, attns, up in zip(self.up, self.up_attn, self.upsample):
+            for block, attn in zip(blocks, attns):
+                h = attn(block(torch.cat([h, skips.pop()], dim=1), cond))
             h = up(h)
         out = self.shuffle(self.head(F.silu(self.head_norm(h))))  # (B, 2, 28, 28)
         prediction, variance = out[:, :1], out[:, 1:]

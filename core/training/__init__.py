@@ -6,4 +6,6 @@
   runfiles    -> run.json, metrics.jsonl and the per-epoch sample grid
   ranks       -> the trainer's side of a distributed run
   trainer     -> the training loop (CLI, TUI and tests drive the same code)
+  posthoc_ema -> power-function EMA profiles, their snapshots, and an EMA of any length rebuilt from them
+  export      -> `python -m core.training.export`: a sampling checkpoint from a run's EMA or post-hoc EMA
 """

@@ -5,6 +5,8 @@
     run_dir/metrics.jsonl                one JSON object per logged step
     run_dir/quality.jsonl                one JSON object per quality probe (core.evaluation.probe)
     run_dir/checkpoints/step-XXXXXXX.pt  written atomically, the newest few kept
+    run_dir/posthoc/step-XXXXXXX.pt      post-hoc EMA snapshots (core.training.posthoc_ema): one per
+                                         checkpoint of a run with --posthoc-ema, all kept
     run_dir/samples/epoch-XXX.png        one row per class, scaled x SAMPLE_SCALE
 """
 
@@ -18,6 +20,7 @@ RUN_INFO = "run.json"
 METRICS = "metrics.jsonl"
 QUALITY = "quality.jsonl"
 CHECKPOINTS = "checkpoints"
+POSTHOC = "posthoc"
 SAMPLES = "samples"
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
 SAMPLE_PATTERN = re.compile(r"^epoch-(\d+)\.png$")
@@ -32,17 +35,40 @@ def sample_name(epoch: int) -> str:
     return f"epoch-{epoch:03d}.png"
 
 
-def checkpoint_names(run_dir: str | os.PathLike) -> list[str]:
-    """File names of a run's complete checkpoints, oldest first (temp files of interrupted writes
-    are not named like checkpoints); [] when the folder is missing or unreadable."""
+def snapshot_name(step: int) -> str:
+    """A post-hoc EMA snapshot is named like the checkpoint written with it."""
+    return checkpoint_name(step)
+
+
+def step_of(path: str | os.PathLike) -> int:
+    """The step in a checkpoint's or snapshot's file name (step-0000042.pt -> 42)."""
+    match = CHECKPOINT_PATTERN.match(Path(path).name)
+    if match is None:
+        raise ValueError(f"{path} is not named like step-XXXXXXX.pt")
+    return int(match.group(1))
+
+
+def _step_files(folder: Path) -> list[str]:
+    """Names in folder matching step-XXXXXXX.pt, oldest first (temp files of interrupted writes
+    are not named like that); [] when the folder is missing or unreadable."""
     try:
-        names = [(int(m.group(1)), name) for name in os.listdir(Path(run_dir) / CHECKPOINTS)
-                 if (m := CHECKPOINT_PATTERN.match(name))]
+        names = [(int(m.group(1)), name) for name in os.listdir(folder) if (m := CHECKPOINT_PATTERN.match(name))]
     except OSError:
         return []
     return [name for _, name in sorted(names)]
 
 
+def checkpoint_names(run_dir: str | os.PathLike) -> list[str]:
+    """File names of a run's complete checkpoints, oldest first; [] when there are none."""
+    return _step_files(Path(run_dir) / CHECKPOINTS)
+
+
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     """Complete checkpoint files of a run, oldest first."""
     return [Path(run_dir) / CHECKPOINTS / name for name in checkpoint_names(run_dir)]
+
+
+def list_snapshots(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete post-hoc EMA snapshot files of a run, oldest first."""
+    folder = Path(run_dir) / POSTHOC
+    return [folder / name for name in _step_files(folder)]

@@ -1,6 +1,7 @@
 """What a training writes into its run directory besides checkpoints (core.training.rundir names the files;
 core.training.state writes the checkpoints): run.json's state, metrics.jsonl cut back to the step a
-run restarts from, and the per-epoch sample grid. Only rank 0 calls these.
+run restarts from (with quality.jsonl and the post-hoc EMA snapshots), and the per-epoch sample
+grid. Only rank 0 calls these.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from .. import checkpoint as ckpt
 from ..classes import NUM_CLASSES
 from ..files import atomic_write_bytes
 from ..model.config import DiffusionConfig, ModelConfig, as_dict
-from .rundir import SAMPLE_SCALE
+from .posthoc_ema import PosthocEMA
+from .rundir import METRICS, QUALITY, SAMPLE_SCALE
 from .state import RunSetup
 
 
@@ -74,6 +76,15 @@ def truncate_metrics(path: Path, step: int) -> None:
     if kept == lines and (not text or text.endswith("\n")):
         return  # nothing to drop: leave the file alone, so a monitor following it just sees appends
     atomic_write_bytes("".join(l + "\n" for l in kept).encode(), path)
+
+
+def cut_back_to(run_dir: Path, step: int, posthoc: PosthocEMA) -> None:
+    """Drop what the run directory holds past the step a run (re)starts from: the lines of
+    metrics.jsonl and quality.jsonl, and the post-hoc EMA snapshots (a lost future: those steps
+    are trained, logged and snapshotted again)."""
+    truncate_metrics(run_dir / METRICS, step)
+    truncate_metrics(run_dir / QUALITY, step)
+    posthoc.forget_after(run_dir, step)
 
 
 def draw_sample_grid(ema: torch.nn.Module, model_config: ModelConfig, diffusion_config: DiffusionConfig,

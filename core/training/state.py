@@ -10,6 +10,9 @@ A training checkpoint holds what a generator needs (core.checkpoint: the configs
     "rng": {"torch", "cuda"?}       rank 0's stream of timesteps, noise and CFG drops
     "loss_smooth", "wall_time_sec"
     "world_size", "global_batch"    how it was trained (not read back)
+    "posthoc_ema"                   only with TrainConfig.posthoc_ema: {"sigma_rels", "profiles"}, the
+                                    power-function EMA copies (core.training.posthoc_ema); writing such a
+                                    checkpoint also writes their snapshot to run_dir/posthoc/
 
 The trainer owns a RunSetup (how it trains) and hands it, with its weights, optimizer and
 counters, to capture(); restore() hands the counters back.
@@ -23,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint as ckpt
-from . import distributed
+from . import distributed, posthoc_ema
 from ..checkpoint import CheckpointError, atomic_save, read_checkpoint
 from ..model.config import PRESETS, DiffusionConfig, ModelConfig, TrainConfig, as_dict
 from ..model.config import from_dict as config_from_dict
@@ -67,6 +70,8 @@ def newest_resumable(run_dir: Path) -> tuple[dict, list[str]]:
                 raise CheckpointError(f"{path} is a sampling-only checkpoint and cannot resume training")
             ckpt.check_weights(state, "model", path)
             ckpt.check_weights(state, "ema", path)
+            if "posthoc_ema" in state:
+                posthoc_ema.check_tracked(state, path)
             return state, errors
         except CheckpointError as error:
             errors.append(str(error))
@@ -107,7 +112,8 @@ def run_configs(state: dict | None, as_trained: bool, run_dir: Path, train_confi
 
     A resumed run takes its model, diffusion config and preset from the checkpoint, and with
     as_trained (the app's monitor) every TrainConfig field but device too; train_cli passes its
-    flags. A fresh run fills what it was not given from the preset.
+    flags. A resumed run keeps the post-hoc EMA profiles it tracks (tracked_profiles). A fresh run
+    fills what it was not given from the preset.
     """
     if state is not None and as_trained:
         try:
@@ -117,6 +123,7 @@ def run_configs(state: dict | None, as_trained: bool, run_dir: Path, train_confi
                                 f"config: {str(error).splitlines()[0][:160]}") from None
         train_config = replace(saved, device=train_config.device)
     if state is not None:
+        train_config = tracked_profiles(state, train_config)
         model_config = ModelConfig.from_dict(state["model_config"])
         diffusion_config = DiffusionConfig.from_dict(state["diffusion_config"])
         preset = state.get("preset", preset)
@@ -126,6 +133,22 @@ def run_configs(state: dict | None, as_trained: bool, run_dir: Path, train_confi
         model_config = model_config or PRESETS[preset].model
         diffusion_config = diffusion_config or PRESETS[preset].diffusion
     return train_config, model_config, diffusion_config, preset
+
+
+def tracked_profiles(state: dict, train_config: TrainConfig) -> TrainConfig:
+    """train_config with the post-hoc EMA profiles the resumed checkpoint tracks, when a resumed
+    run does not name them; TrainingError (one line) when it names others. Profiles can neither
+    start nor change mid-run: each averages the run from its first step."""
+    tracked = tuple(float(s) for s in (state.get("posthoc_ema") or {}).get("sigma_rels", ()))
+    asked = tuple(train_config.posthoc_ema)
+    if not asked or sorted(asked) == sorted(tracked):
+        return replace(train_config, posthoc_ema=tracked)  # in the checkpoint's order, that of its profiles
+    listed = ",".join(f"{s:g}" for s in asked)
+    if not tracked:
+        raise TrainingError(f"--posthoc-ema {listed}: this run was not tracking post-hoc EMA profiles, and they "
+                            f"cannot start mid-run (start a new run with it, or resume without it)")
+    raise TrainingError(f"--posthoc-ema {listed}: this run tracks {','.join(f'{s:g}' for s in tracked)}, and "
+                        f"profiles cannot change mid-run (resume without the flag, or with the same values)")
 
 
 def plan_position(state: dict | None, step: int, steps_per_epoch: int, global_batch: int, epochs: int,
@@ -154,9 +177,11 @@ def plan_position(state: dict | None, step: int, steps_per_epoch: int, global_ba
 
 
 def capture(setup: RunSetup, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            step: int, loss_smooth: float | None, epoch: int, images_into_epoch: int, elapsed: float) -> dict:
+            step: int, loss_smooth: float | None, epoch: int, images_into_epoch: int, elapsed: float,
+            posthoc: posthoc_ema.PosthocEMA | None = None) -> dict:
     """A training checkpoint (the keys above) of these weights and counters, at `epoch` and
-    `images_into_epoch`, after `elapsed` seconds of training in all."""
+    `images_into_epoch`, after `elapsed` seconds of training in all; "posthoc_ema" only when
+    `posthoc` tracks profiles."""
     rng = {"torch": torch.get_rng_state()}
     if setup.device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(setup.device)
@@ -177,18 +202,21 @@ def capture(setup: RunSetup, model: torch.nn.Module, ema: torch.nn.Module, optim
         "wall_time_sec": elapsed,
         "world_size": setup.world_size,
         "global_batch": setup.global_batch,
+        **({"posthoc_ema": posthoc.state()} if posthoc is not None and posthoc.tracking else {}),
     }
 
 
 def restore(state: dict, model: torch.nn.Module, ema: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            device: torch.device) -> tuple[int, float, float | None]:
-    """A checkpoint's weights, optimizer and RNG into a model, EMA and optimizer built from its
-    configs; (step, training seconds so far, smoothed loss). The place in the epoch is
-    plan_position's; a CUDA RNG state is ignored off the GPU."""
+            device: torch.device, posthoc: posthoc_ema.PosthocEMA | None = None) -> tuple[int, float, float | None]:
+    """A checkpoint's weights, optimizer and RNG into a model, EMA, optimizer and post-hoc EMA
+    profiles built from its configs; (step, training seconds so far, smoothed loss). The place in
+    the epoch is plan_position's; a CUDA RNG state is ignored off the GPU."""
     try:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
+        if posthoc is not None and posthoc.tracking:
+            posthoc.load_state(state.get("posthoc_ema", {}))
     except Exception as error:
         raise TrainingError(f"checkpoint does not fit this model: {str(error).splitlines()[0][:160]}") from None
     rng = state.get("rng", {})
@@ -200,7 +228,8 @@ def restore(state: dict, model: torch.nn.Module, ema: torch.nn.Module, optimizer
 
 
 def write_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
-    """run_dir/checkpoints/step-XXXXXXX.pt, written atomically; then all but the newest `keep` go.
+    """run_dir/checkpoints/step-XXXXXXX.pt, written atomically; then all but the newest `keep` go,
+    and a state holding "posthoc_ema" writes its snapshot, run_dir/posthoc/step-XXXXXXX.pt (all kept).
 
     A failed write (a full disk) leaves the older checkpoints as they were and raises one line that
     names the last good one."""
@@ -213,6 +242,12 @@ def write_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
         raise TrainingError(f"cannot write checkpoint {path}: {error.strerror or error}; {kept}") from None
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
+    if "posthoc_ema" in state and step > 0:  # step 0 averages nothing: no profile is defined there
+        try:
+            posthoc_ema.write_snapshot(run_dir, posthoc_ema.snapshot_of(state))
+        except OSError as error:
+            raise TrainingError(f"cannot write the post-hoc EMA snapshot of step {step}: {error.strerror or error}; "
+                                f"checkpoint {path} was written") from None
     return path
 
 

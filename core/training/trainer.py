@@ -2,7 +2,8 @@
 
 Progress leaves through `on_event(TrainEvent)`; nothing here prints. It writes the run directory
 core.training.rundir describes: run.json (state running/finished/stopped/failed), metrics.jsonl, the newest
-`keep_checkpoints` checkpoints, and a sample grid per epoch (EMA weights, DDIM 25, guidance 2);
+`keep_checkpoints` checkpoints (each with a snapshot of the post-hoc EMA profiles, core.training.posthoc_ema,
+when TrainConfig.posthoc_ema asks for them), and a sample grid per epoch (EMA weights, DDIM 25, guidance 2);
 core.training.runfiles and core.training.state hold how each file is written and read back.
 
 Under torchrun (world_size > 1, see core/training/distributed.py) every rank runs this loop on its
@@ -37,8 +38,9 @@ from ..model.diffusion import DiffusionObjective
 from . import distributed
 from . import ranks as train_ranks
 from . import state as train_state
-from .rundir import METRICS, QUALITY, RUN_INFO, SAMPLES, list_checkpoints, sample_name
-from .runfiles import draw_sample_grid, run_info, truncate_metrics, update_run_info
+from .posthoc_ema import PosthocEMA
+from .rundir import METRICS, RUN_INFO, SAMPLES, list_checkpoints, sample_name
+from .runfiles import cut_back_to, draw_sample_grid, run_info, update_run_info
 from .state import RunSetup, TrainingError
 from .step import LossTally, StepRunner, lr_at, make_optimizer, update_ema
 
@@ -98,8 +100,7 @@ class Trainer:
     ):
         self.run_dir, self.train_config = Path(run_dir), train_config
         self.on_event = on_event or (lambda event: None)
-        self.rank, self.world_size, self.quality = rank, world_size, quality
-        self.is_main = rank == 0
+        self.rank, self.world_size, self.quality, self.is_main = rank, world_size, quality, rank == 0
         self._stop, self._resume_allowed = threading.Event(), threading.Event()
         self._resume_allowed.set()
         self.stop_reason: str | None = None
@@ -131,6 +132,7 @@ class Trainer:
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.posthoc = PosthocEMA(self.model, train_config.posthoc_ema)  # EDM2's power-function EMAs; none when off
         # .to(): DDPModule keeps CPU buffers (its step tables); DDP broadcasts buffers at start
         self.objective = DiffusionObjective(self.model, diffusion_config).to(self.device)
         self.train_module = train_ranks.wrap(self.objective, self.device, world_size)  # DDP broadcasts rank 0's weights here too
@@ -140,7 +142,7 @@ class Trainer:
         self.loss_smooth: float | None = None
         if state is not None:
             self.step, self.wall_time_before, self.loss_smooth = train_state.restore(
-                state, self.model, self.ema, self.optimizer, self.device)
+                state, self.model, self.ema, self.optimizer, self.device, self.posthoc)
         if world_size > 1 and rank > 0:
             # Ranks 1.. draw their own timesteps, noise and CFG drops (rank 0 keeps the single-process
             # stream, restored from the checkpoint on resume); seeded from (seed, rank, step), so a
@@ -190,7 +192,7 @@ class Trainer:
             return None
         try:
             state = train_state.capture(self.setup, self.model, self.ema, self.optimizer, self.step, self.loss_smooth,
-                                        epoch, images_into_epoch, elapsed)
+                                        epoch, images_into_epoch, elapsed, self.posthoc)
             path = train_state.write_checkpoint(state, self.run_dir, self.step, self.train_config.keep_checkpoints)
         except TrainingError as error:
             self._write_run_info("failed", error=str(error))
@@ -201,10 +203,8 @@ class Trainer:
     # ----------------------------------------------------------------- the run directory (core.training.runfiles)
     def sample_grid(self, epoch: int) -> Path | None:
         """One row per class from the EMA weights (DDIM 25, guidance 2; classes c..c+4 from seed c,
-        so each class keeps its noise from epoch to epoch).
-
-        Rank 0 draws it; in a distributed run the other ranks wait for it at a barrier.
-        """
+        so each class keeps its noise from epoch to epoch). Rank 0 draws it; in a distributed run
+        the other ranks wait for it at a barrier."""
         per_class = self.train_config.sample_grid_per_class
         if per_class <= 0:
             return None
@@ -246,13 +246,12 @@ class Trainer:
                 loop.metrics.close()
 
     def _begin(self) -> _Loop:
-        """run.json says running, metrics.jsonl is cut back to this step and opened, "start" goes out."""
+        """run.json says running, the run directory is cut back to this step, metrics.jsonl opens, "start" goes out."""
         metrics_path, metrics = self.run_dir / METRICS, None
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._write_run_info("running", started=time.time())
-            truncate_metrics(metrics_path, self.step)
-            truncate_metrics(self.run_dir / QUALITY, self.step)
+            cut_back_to(self.run_dir, self.step, self.posthoc)  # logs and snapshots of steps to be trained again
             metrics = open(metrics_path, "a", buffering=1)
         global_batch = self.train_config.batch_size * self.world_size
         self.on_event(TrainEvent("start", self.step, self.start_epoch, {
@@ -291,6 +290,7 @@ class Trainer:
         self.optimizer.step()
         update_ema(self.ema, self.model, min(self.train_config.ema_decay, (1 + self.step) / (10 + self.step)))
         self.step += 1
+        self.posthoc.update(self.model, self.step)
         self.tally.add(loss, grad_norm, self.step)
         loop.window_images += x0.shape[0] * self.world_size
         loop.images_into_epoch = (in_epoch + 1) * loop.global_batch

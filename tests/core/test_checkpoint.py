@@ -141,8 +141,15 @@ def test_the_class_table_starts_as_nn_embedding_would(tmp_path):
     assert torch.equal(Denoiser(preset.model, preset.diffusion).class_encoder.weight.detach(), expected)
 
 
-def test_config_defaults_are_the_default_preset():
+def test_config_defaults_are_the_default_preset_but_for_the_loss_weighting():
+    """A checkpoint's missing keys take the config defaults, so loss_weighting stays "uniform" by default:
+    files from before it existed were trained that way, and resuming them must go on that way."""
+    from dataclasses import replace
+
     from core.model.config import DEFAULT_PRESET, DiffusionConfig, ModelConfig
 
-    assert ModelConfig() == PRESETS[DEFAULT_PRESET].model and DiffusionConfig() == PRESETS[DEFAULT_PRESET].diffusion
+    assert ModelConfig() == PRESETS[DEFAULT_PRESET].model
+    assert replace(DiffusionConfig(), loss_weighting="min-snr") == PRESETS[DEFAULT_PRESET].diffusion
+    old = DiffusionConfig.from_dict({k: v for k, v in vars(PRESETS["wide"].diffusion).items() if k != "loss_weighting"})
+    assert old.loss_weighting == "uniform"
     assert PRESETS["fast"].model.channels == (64, 96)  # the faster preset stays what its checkpoints say

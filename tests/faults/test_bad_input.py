@@ -268,10 +268,11 @@ def test_app_training_flag_mistakes(tmp_path, extra, fragment):
 
 
 def test_app_training_flags_reach_the_monitor():
+    from core.model.config import DEFAULT_PRESET
     from tui.app import AppOptions
     from tui.cli import build_parser
 
     options = AppOptions.from_args(build_parser().parse_args(["--train-preset", "fast", "--train-epochs", "3"]))
     assert options.train_preset == "fast" and options.train_overrides == {"epochs": 3}
     defaults = AppOptions.from_args(build_parser().parse_args([]))
-    assert defaults.train_preset == "wide" and defaults.train_overrides == {"epochs": 10}
+    assert defaults.train_preset == DEFAULT_PRESET == "wide-snr" and defaults.train_overrides == {"epochs": 10}
