@@ -113,6 +113,9 @@ PRESETS: dict[str, Preset] = {
     # Half the width of `wide` at both levels (0.60M parameters): a guide for autoguidance, trained
     # for a few epochs (the shipped guide: 5); its calls cost about 0.7x the default model's per item.
     "guide": Preset(model=ModelConfig(channels=(32, 64))),
+    # The same half-width U-Net trained like `wide-snr` (min-SNR-5): a guide whose errors are those
+    # of the default recipe, as autoguidance wants (Karras et al. 2024).
+    "guide-snr": Preset(model=ModelConfig(channels=(32, 64)), diffusion=DiffusionConfig(loss_weighting="min-snr")),
     # A tiny model for tests and smoke runs.
     "tiny": Preset(model=ModelConfig(channels=(16, 32), time_dim=32, class_dim=16, groups=4, mid_attention=False)),
 }
