@@ -113,8 +113,9 @@ PRESETS: dict[str, Preset] = {
     # Half the width of `wide` at both levels (0.60M parameters): a guide for autoguidance, trained
     # for a few epochs (the shipped guide: 5); its calls cost about 0.7x the default model's per item.
     "guide": Preset(model=ModelConfig(channels=(32, 64))),
-    # The same half-width U-Net trained like `wide-snr` (min-SNR-5): a guide whose errors are those
-    # of the default recipe, as autoguidance wants (Karras et al. 2024).
+    # The same half-width U-Net trained like `wide-snr` (min-SNR-5), for a guide whose errors are
+    # of the kind a `wide-snr` model makes (Karras et al. 2024). An early checkpoint of the
+    # generator's own run is the other way to get one (docs/experiments.md, the long run).
     "guide-snr": Preset(model=ModelConfig(channels=(32, 64)), diffusion=DiffusionConfig(loss_weighting="min-snr")),
     # A tiny model for tests and smoke runs.
     "tiny": Preset(model=ModelConfig(channels=(16, 32), time_dim=32, class_dim=16, groups=4, mid_attention=False)),
