@@ -3,11 +3,13 @@
     python bench/benchmark.py [--checkpoint PATH] [--threads N] [--train-steps 20]
     python bench/benchmark.py --write-seed-checkpoint PATH   # an untrained `seed` model, for timing the original way
 
-Figures: which precision `auto` picks here and why; training images/s of the trainer's step (default
+Figures: which precision `auto` picks here for training and for sampling, timed afresh (as a first
+run on this machine would; core.autotune); training images/s of the trainer's step (default
 preset, batch 128, synthetic batches: the data path is a tensor index) in fp32 as it was (a loss
-read per step, for-loop AdamW), fp32, bf16 and compiled bf16, side by side with their ratios;
-16 guided items with DPM-Solver++ 20 in fp32 and bf16 on all threads and on one (as the app
-samples), and with DDIM 50 and DDPM 250 at auto's precision; peak resident memory, and
+read per step, for-loop AdamW), fp32 and bf16, eager and compiled, side by side with their ratios,
+and what `auto` picks against the fastest of them; 16 guided items with DPM-Solver++ 20 in fp32
+and bf16 on all threads and on one, and auto's pick against the faster; DDIM 50 and DDPM 250 at
+auto's precision; peak resident memory, and
 each start-up cost of `fashion-tui generate`, measured in a fresh process: importing torch and
 the generation path, reading the checkpoint, checking its shapes, building the model, hashing
 the file, and the first sampling call; and the quality probe's seconds against an epoch's training
@@ -180,24 +182,34 @@ def main() -> None:
 
     import torch
 
+    import os
+    import tempfile
+
+    from core import autotune
     from core.checkpoint import Generator, default_checkpoint, open_generator
     from core.device import resolve_precision
-    from core.model.config import PRESETS
+    from core.model.config import PRESETS, as_dict
     from core.model.denoiser import Denoiser
     from core.sampling.limits import DEFAULT_STEPS
     from core.sampling.request import SampleRequest
-    from core.sampling.samplers import sample
+    from core.model.diffusion import DiffusionObjective
+    from core.sampling.samplers import sample, sampling_precision
+    from core.training.step import step_timer
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    precision, why = resolve_precision("auto", device)
-    rows = [("precision auto chooses here", f"{precision} ({why})")]
+    os.environ[autotune.CACHE_ENV] = tempfile.mkdtemp(prefix="bench-cache-")  # time afresh; the user's cache untouched
     preset = PRESETS[args.preset]
     model = Denoiser(preset.model, preset.diffusion).to(device)
     params = sum(p.numel() for p in model.parameters())
+    objective = DiffusionObjective(model, preset.diffusion).to(device)
+    work = {"model": as_dict(preset.model), "diffusion": as_dict(preset.diffusion), "batch": 128}
+    precision, why = resolve_precision("auto", device, lambda: autotune.measured_precision(
+        "training", work, step_timer(objective, 128, device)))
+    rows = [("training precision auto chooses here", f"{precision} ({why})")]
     modes = [("fp32", False, True), ("fp32", False, False), ("bf16", False, False)]
-    modes += [("bf16", True, False)] if args.compile else []
+    modes += [("fp32", True, False), ("bf16", True, False)] if args.compile else []
     rates = {}
     for mode in modes:
         rate, compile_seconds = train_rate(preset, device, *mode, steps=args.train_steps)
@@ -206,6 +218,14 @@ def main() -> None:
         extra = f" (compiling took {compile_seconds:.0f} s)" if mode[1] else ""
         rows.append((f"train images/s ({args.preset}, {params / 1e6:.2f}M params, batch 128, {torch.get_num_threads()} threads): {name}",
                      f"{rate:.0f} = {rate / rates[modes[0]]:.2f}x{extra}"))
+    # what a long run's `auto` ends up with: the measured precision, compiled where that measured faster
+    compiled_rate = rates.get((precision, True, False), 0.0)
+    auto_rate = max(rates[(precision, False, False)], compiled_rate)
+    best = max((rate, mode) for mode, rate in rates.items() if not mode[2])
+    auto_compiled = "compiled" if compiled_rate > rates[(precision, False, False)] * 1.03 else "eager"
+    rows.append(("train: auto's pick for a long run (precision measured, compile kept where faster)",
+                 f"{precision} {auto_compiled}: {auto_rate:.0f} images/s = {auto_rate / best[0]:.2f}x the fastest "
+                 f"({best[1][0]} {'compiled' if best[1][1] else 'eager'}, {best[0]:.0f})"))
 
     path = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     if path.exists():
@@ -215,6 +235,9 @@ def main() -> None:
         model.eval()
         generator = Generator(model, preset.model, preset.diffusion, None, "random", {})
         label = "random weights"
+    sample_precision, sample_why = sampling_precision(generator, "auto", device)
+    rows.append(("sampling precision auto chooses here", f"{sample_precision} ({sample_why})"))
+    precision = sample_precision
     boot = [0.0] * 9 + [1.0]
     threads = torch.get_num_threads()
     for count in sorted({threads, 1}, reverse=True):  # the default sampler in each precision, alternating
@@ -228,8 +251,10 @@ def main() -> None:
                 sample(generator, SampleRequest(boot, n=16, precision=p))
                 timings[p].append(time.perf_counter() - start)
         fp32, bf16 = (sorted(timings[p])[2] for p in timings)
+        picked = {"fp32": fp32, "bf16": bf16}[sample_precision]
         rows.append((f"16 items, DPM {DEFAULT_STEPS['dpm']}, default guidance ({label}, {count} thread{'s' * (count > 1)})",
-                     f"fp32 {fp32:.2f} s, bf16 {bf16:.2f} s: {fp32 / bf16:.2f}x (medians of 5, alternating)"))
+                     f"fp32 {fp32:.2f} s, bf16 {bf16:.2f} s: {fp32 / bf16:.2f}x (medians of 5, alternating); "
+                     f"auto ({sample_precision}) takes {picked / min(fp32, bf16):.2f}x the faster's time"))
     torch.set_num_threads(threads)
     for sampler in ("ddim", "ddpm"):
         steps = DEFAULT_STEPS[sampler]

@@ -7,7 +7,10 @@ and reads what it writes:
   first frame      process start -> the side panel's "CLASSES" title is on the terminal
   model ready      process start -> "model ready" (loaded in a background worker)
   generate         `g` at the default settings (the class picked at start, 16 items): the time the
-                   app reports in "16 items in X s", median of 3
+                   app reports in "16 items in X s", median of --generations; beside it the same
+                   request sampled in a plain process on every core (core.sampling.samplers.sample)
+                   in fp32 and in bf16, each run after the same pause, and the app's median as a
+                   multiple of the faster of the two
   live mode        `v`, then `]`/`[` alternately (each change starts a new run, cancelling the one in
                    flight): key -> "denoising" written back; then down/up arrows (the focused row's
                    hint) and `p` (every item redrawn) pressed during those runs
@@ -38,6 +41,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PALETTES = ("grey", "inverted", "magma", "viridis", "ice")  # the order `p` cycles through
+PAUSE = 0.3  # seconds between two generations, in the app and in the plain process alike
 
 
 class Terminal:
@@ -150,6 +154,39 @@ def pick_checkpoint(path: str | None, folder: Path) -> str:
     return str(make_tiny_checkpoint(folder / "tiny.pt"))
 
 
+IN_PROCESS = r"""
+import statistics, sys, time
+from core.cpu import prefer_passive_openmp
+prefer_passive_openmp()
+import torch
+from core.checkpoint import open_generator
+from core.sampling.request import SampleRequest
+from core.sampling.samplers import sample
+generator = open_generator(sys.argv[1] or None, "cpu")
+runs, pause = int(sys.argv[2]), float(sys.argv[3])
+seconds = {"fp32": [], "bf16": []}
+for p in seconds:
+    sample(generator, SampleRequest([1.0] + [0.0] * 9, n=16, precision=p))  # kernels built, as the app's load does
+for i in range(runs):
+    for p in seconds:
+        time.sleep(pause)
+        start = time.perf_counter()
+        sample(generator, SampleRequest([1.0] + [0.0] * 9, n=16, seed=i, precision=p))
+        seconds[p].append(time.perf_counter() - start)
+print(statistics.median(seconds["fp32"]), statistics.median(seconds["bf16"]), torch.get_num_threads())
+"""
+
+
+def in_process(checkpoint: str, runs: int, pause: float) -> tuple[float, float, int]:
+    """(median seconds in fp32, in bf16, threads) for the app's default request in a plain process."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", IN_PROCESS, checkpoint, str(runs), str(pause)], capture_output=True,
+                         text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), check=True)
+    fp32, bf16, threads = out.stdout.split()
+    return float(fp32), float(bf16), int(threads)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None)
@@ -158,6 +195,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--launches", type=int, default=3, help="first frame: median of this many starts")
     parser.add_argument("--precision", default="auto", help="the app's --precision (fp32 times it as it was)")
+    parser.add_argument("--generations", type=int, default=5, help="g presses timed at the default settings")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
@@ -180,12 +218,12 @@ def main() -> int:
         idle = palette_latencies(term, 10, state)
 
         reported = []
-        for _ in range(3):
+        for _ in range(args.generations):
             mark, _sent = term.send("g")
             term.wait_for("items in", mark, timeout=60)
             found = re.search(rb"(\d+) items in ([\d.]+) s", bytes(term.output[mark:]))
             reported.append((int(found.group(1)), float(found.group(2))))
-            term.pump(0.3)
+            term.pump(PAUSE)
 
         mark, _sent = term.send("v")
         term.wait_for("Live: ON", mark, timeout=10)
@@ -222,13 +260,18 @@ def main() -> int:
         cancelled = term.wait_for("cancelled at step", mark, timeout=30) - sent if still_sampling else None
         mark, sent = term.send("q")
         quit_time = term.wait_exit() - sent
+        plain_fp32, plain_bf16, threads = in_process(checkpoint, args.generations, PAUSE)
 
     print(f"checkpoint        {checkpoint}")
     print(f"first frame       {1000 * first_frame:.0f} ms after process start, median of {len(first_frames)} "
           f"(each: {', '.join(f'{1000 * t:.0f}' for t in first_frames)} ms; 80x24, 256 colours)")
     print(f"model ready       {model_ready:.2f} s after process start (background worker)")
+    app_median = statistics.median(t for _, t in reported)
     print(f"generate          the app reports {', '.join(f'{n} items in {t:.2f} s' for n, t in reported)} "
-          f"(default settings; median {statistics.median(t for _, t in reported):.2f} s)")
+          f"(default settings; median {app_median:.2f} s)")
+    print(f"in-process        the same request in a plain process on {threads} threads: fp32 {plain_fp32:.2f} s, "
+          f"bf16 {plain_bf16:.2f} s (medians of {args.generations}); the app takes "
+          f"{app_median / min(plain_fp32, plain_bf16):.2f}x the faster")
     print(f"live mode         key -> new run shown:   {describe(restarts)}")
     print(f"key-to-repaint    p, live mode sampling:  {describe(live_palette)}")
     print(f"key-to-repaint    arrow, live mode:       {describe(live_arrows)}")

@@ -2,18 +2,22 @@
 precision the model computes in there.
 
 Precision: "fp32", "bf16" (bf16 autocast: matrix products and convolutions in bf16, norms,
-softmax and every sampler and optimizer update in fp32), or "auto": bf16 where the device
-computes it natively, fp32 elsewhere, so no machine gets slower than fp32.
+softmax and every sampler and optimizer update in fp32), or "auto": on a GPU, bf16 where it
+computes bf16 natively; on a CPU that reports native bf16, whichever of the two times faster for
+the work at hand (core.autotune: the flags alone cannot tell a host where bf16 is 2x faster from
+one where it is 0.7x); fp32 elsewhere.
 """
 
 from __future__ import annotations
 
 import contextlib
 import platform
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:  # torch loads when a function runs: the app's first frame and --help read PRECISIONS
     import torch
+
+    from .autotune import PrecisionDecision
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -66,12 +70,18 @@ def native_bf16(device: torch.device) -> tuple[bool, str]:
     return (True, "oneDNN reports native bf16 on this CPU") if supported else (False, "oneDNN reports no bf16 on this CPU")
 
 
-def resolve_precision(name: str, device: torch.device) -> tuple[str, str]:
-    """("bf16" or "fp32", why): the precision `name` means on `device`."""
+def resolve_precision(name: str, device: torch.device,
+                      measure: Callable[[], PrecisionDecision] | None = None) -> tuple[str, str]:
+    """("bf16" or "fp32", why): the precision `name` means on `device`. measure: times the work at
+    hand in both (core.autotune), asked only on a CPU with native bf16; without it such a CPU gets
+    bf16 on the flags' word."""
     check_precision(name)
     if name != "auto":
         return name, "asked for"
     native, why = native_bf16(device)
+    if native and device.type == "cpu" and measure is not None:
+        decision = measure()
+        return decision.precision, decision.describe()
     return ("bf16" if native else "fp32"), f"auto: {why}"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,9 @@ import torch
 from support import TEST_MODEL, make_fake_dataset, make_tiny_checkpoint
 
 torch.set_num_threads(1)  # tests are small; leave the other core to whatever else runs
+# measured speed choices (core.autotune) go to a folder of this session's, never the user's cache;
+# subprocesses the tests start inherit it
+os.environ["FASHION_TUI_CACHE_DIR"] = tempfile.mkdtemp(prefix="fashion-tui-cache-")
 
 
 @pytest.fixture

@@ -191,7 +191,7 @@ def cmd_generate(args) -> int:
     from core.images import MAX_SCALE, PALETTES, ExportError
     from core.sampling.request import SampleRequest, SampleRequestError, check_guide
     from core.sampling.recipes import export_film
-    from core.sampling.samplers import sample, sample_films
+    from core.sampling.samplers import sample, sample_films, sampling_precision
 
     try:
         weights = parse_class_spec(args.class_spec)
@@ -209,6 +209,8 @@ def cmd_generate(args) -> int:
         generator = load_generator_or_fail(args.checkpoint, args.device, args.guide)  # a refused file leaves no --out folder behind
         check_guide(generator, request.autoguidance)
         check_writable(out)  # fail before spending time on sampling
+        device = next(generator.denoiser.parameters()).device
+        request.precision, precision_reason = sampling_precision(generator, request.precision, device)
         images, films = sample_films(generator, request) if args.film else (sample(generator, request), [])
         paths = export_items(images, request, out, generator.hash, str(generator.path), args.palette, args.scale, args.columns,
                              guide=generator.guide_identity())
@@ -222,7 +224,8 @@ def cmd_generate(args) -> int:
     if how:
         print(f"edited from {args.init}: {how}")
     print(f"wrote {len(paths) - len(grid)} items and {grid[0] if grid else 'no grid'} into {out}"
-          + (f", and {len(films)} films ({films[0].name} ...)" if films else ""))
+          + (f", and {len(films)} films ({films[0].name} ...)" if films else "")
+          + f" ({precision_reason if precision_reason != 'asked for' else request.precision})")
     return 0
 
 

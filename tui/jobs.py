@@ -30,16 +30,10 @@ def palette_tables() -> dict[str, list[tuple[int, int, int]]]:
     return {name: [tuple(rgb) for rgb in palette_lut(name).tolist()] for name in PALETTES}
 
 
-def leave_a_core_for_the_ui() -> None:
-    """Torch uses every core by default; keeping one free is what lets keys repaint while sampling."""
-    cores = os.cpu_count() or 1
-    if cores > 1 and torch.get_num_threads() >= cores:
-        torch.set_num_threads(cores - 1)
-
-
 def lower_thread_priority(step: int = 5) -> None:
     """Make the calling worker thread nicer than the UI thread (Linux: nice is per thread), so a
-    key press wins the CPU when both want it. Best effort; other systems keep the priority."""
+    key press wins the CPU when both want it: for training in the app, whose steps run for minutes.
+    Best effort; other systems keep the priority."""
     if not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
         return
     try:
@@ -49,15 +43,34 @@ def lower_thread_priority(step: int = 5) -> None:
         pass
 
 
-def open_generator(path: str | None, device: str, precision: str = "auto") -> tuple[Generator, str]:
-    """The generator and the precision ("bf16" or "fp32") that `precision` means on its device."""
-    from core.device import pick_device, resolve_precision
+def open_generator(path: str | None, device: str, precision: str = "auto") -> tuple[Generator, str, str]:
+    """The generator, the precision ("bf16" or "fp32") that `precision` means for the app's requests
+    on its device (timed there where it must be: core.sampling.samplers.sampling_precision), and why.
+    The model's kernels are warmed at the app's batch shapes, so the first g is as fast as the next."""
+    from core.device import pick_device
+    from core.sampling.limits import DEFAULT_ITEMS
+    from core.sampling.samplers import sampling_precision
 
-    leave_a_core_for_the_ui()
     torch_device = pick_device(device)
     generator = checkpoint.open_generator(path, torch_device,
                                           missing_hint="start with --checkpoint PATH, or train one in the monitor (m, then t)")
-    return generator, resolve_precision(precision, torch_device)[0]
+    resolved, why = sampling_precision(generator, precision, torch_device)
+    warm_up(generator, resolved, DEFAULT_ITEMS)
+    return generator, resolved, why
+
+
+def warm_up(generator: Generator, precision: str, items: int) -> None:
+    """One unguided and one guided call at `precision`: the first call of a batch shape builds its
+    kernels (tens of milliseconds each), which would otherwise land on the first generation."""
+    from core.device import autocast
+
+    denoiser = generator.denoiser.with_guidance(1.0, (0, 500))
+    device = next(denoiser.parameters()).device
+    x = torch.zeros((items, 1, 28, 28), device=device)
+    weights = torch.eye(10, device=device)[torch.zeros(items, dtype=torch.long, device=device)]
+    with torch.inference_mode(), autocast(precision, device):
+        for t in (999, 200):  # outside the guidance interval: items rows; inside: 2 * items
+            denoiser(x, torch.full((items,), t, device=device), {"class_weights": weights})
 
 
 def build_request(fields: dict, blend: tuple[int, int] | None = None) -> SampleRequest:

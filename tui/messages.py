@@ -18,6 +18,7 @@ class ModelLoaded(Message):
     generator: Any  # core.checkpoint.Generator
     seconds: float
     precision: str = "fp32"  # what the app's requests sample at on the model's device ("bf16" or "fp32")
+    precision_reason: str = "asked for"  # why, in a few words ("bf16: measured 1.9x fp32 here")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class SampleProgress(Message):
     pixels: bytes
     n: int
     seconds: float
+    painted: Any = None  # a threading.Event the screen sets once this preview is on the terminal
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SampleProgress) and message.job == self.job

@@ -12,13 +12,12 @@ import torch
 from ..files import atomic_write_bytes
 from ..classes import NUM_CLASSES
 from ..data import SPLIT_SIZES, load_split
-from ..device import resolve_precision
 from .metrics import FLOOR_DRAWS, real_floors
 from .classifier import EvaluationError, load_classifier
 from .scoring import evaluate_generator, format_table
 from ..sampling.limits import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH, MAX_SEED
 from ..sampling.request import SampleRequest, SampleRequestError, check_guide
-from ..sampling.samplers import sample
+from ..sampling.samplers import sample, sampling_precision
 
 CLASS_SEED_STRIDE = 1_000_000  # item i of class c uses seed + c * CLASS_SEED_STRIDE + i
 # The floor draws as many real training images of each class as are generated: at most all of them.
@@ -67,7 +66,7 @@ def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guida
                         black_level: int = DEFAULT_BLACK_LEVEL, floor_infinity: float | None = None,
                         autoguidance: float = 0.0, precision: str = "auto") -> dict:
     check_request(n_per_class, guidance, sampler, steps, seed, guidance_interval, black_level, autoguidance, precision)
-    precision = resolve_precision(precision, next(generator.denoiser.parameters()).device)[0]
+    precision = sampling_precision(generator, precision, next(generator.denoiser.parameters()).device)[0]
     check_guide(generator, autoguidance)
     test = load_split("test", data_dir)
     if floor is None:

@@ -26,8 +26,8 @@ import torch
 from .. import checkpoint as ckpt
 from ..classes import NUM_CLASSES
 from ..data import DataError, load_split
-from ..device import resolve_precision
 from ..sampling.limits import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
+from ..sampling.samplers import sampling_precision
 from ..training.rundir import QUALITY
 from .classifier import EvaluationError, _forward_batched, load_classifier
 from .cli import make_sample_fn
@@ -94,7 +94,7 @@ class QualityProbe:
 
     def score(self, generator: ckpt.Generator, device: torch.device) -> dict:
         """Sample the probe's items from `generator` and score them: accuracy overall and per class, KID."""
-        precision = resolve_precision("auto", device)[0]
+        precision = sampling_precision(generator, "auto", device)[0]
         sample_fn = make_sample_fn(generator, DEFAULT_GUIDANCE[DEFAULT_SAMPLER], DEFAULT_SAMPLER, None, self.seed,
                                    self.per_class, precision=precision)
         images = torch.cat([sample_fn(c, self.per_class) for c in range(NUM_CLASSES)])  # (10 * per_class, 1, 28, 28)

@@ -21,12 +21,14 @@ import torch
 from torchmultimodal.diffusion_labs.samplers.ddim import DDIModule
 from torchmultimodal.diffusion_labs.samplers.ddpm import DDPModule
 
+from ..autotune import measured_precision
 from ..checkpoint import Generator
 from ..device import autocast, resolve_precision
+from ..model.config import as_dict
 from ..model.diffusion import make_predictor, make_schedule
 from . import steering
 from .dpm_solver import DPMSolverModule
-from .limits import MAX_ITEMS
+from .limits import DEFAULT_GUIDANCE, DEFAULT_ITEMS, DEFAULT_SAMPLER, MAX_ITEMS
 from .request import SampleRequest, check_guide
 
 
@@ -127,7 +129,7 @@ def sample_steps(generator: Generator, request: SampleRequest, device: str | tor
     film: each step also carries the x_t the model saw and the x_0 it predicted (x_in, x0_pred)."""
     request.validate(max_items)
     device = torch.device(device) if device is not None else next(generator.denoiser.parameters()).device
-    request.precision = resolve_precision(request.precision, device)[0]  # what drew the pixels, for the recipe
+    request.precision = sampling_precision(generator, request.precision, device)[0]  # for the recipe
     check_guide(generator, request.autoguidance)
     guide = generator.guide.denoiser if request.autoguidance else None
     # per-call g, interval, mix and guide: the shared model is untouched
@@ -190,3 +192,27 @@ def sample_films(generator: Generator, request: SampleRequest, device=None) -> t
     for index, frames in enumerate(films):
         frames.append(steering.final_frame(step, index))
     return step.x, films
+
+
+def sampling_precision(generator: Generator, name: str, device: torch.device) -> tuple[str, str]:
+    """("bf16" or "fp32", why): what precision `name` means for sampling `generator` on `device`.
+    "auto" on a CPU with native bf16 times the default request's guided forward (DEFAULT_ITEMS
+    items) in both precisions (core.autotune) and remembers the answer for this machine and model
+    shape. One answer per model, whatever the batch: an item's pixels never depend on how many
+    were drawn beside it."""
+    work = {"model": as_dict(generator.model_config), "items": DEFAULT_ITEMS, "guided": True}
+    return resolve_precision(name, device, lambda: measured_precision("sampling", work, _guided_forward(generator, device)))
+
+
+def _guided_forward(generator: Generator, device: torch.device, items: int = DEFAULT_ITEMS) -> Callable[[str], None]:
+    """One guided call of the default sampler on `items` items (2 * items rows), at a precision."""
+    denoiser = generator.denoiser.with_guidance(DEFAULT_GUIDANCE[DEFAULT_SAMPLER])
+    x = torch.randn((items, 1, 28, 28), generator=torch.Generator().manual_seed(0)).to(device)
+    t = torch.full((items,), 200, device=device)
+    condition = {"class_weights": torch.eye(10, device=device)[torch.arange(items, device=device) % 10]}
+
+    def run(precision: str) -> None:
+        with torch.inference_mode(), autocast(precision, device):
+            denoiser(x, t, condition)
+
+    return run

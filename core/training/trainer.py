@@ -29,10 +29,11 @@ from typing import IO, Callable, NoReturn
 
 import torch
 
+from .. import autotune
 from ..classes import NUM_CLASSES
 from ..data import DeviceBatches
 from ..device import pick_device, resolve_precision
-from ..model.config import DEFAULT_PRESET, DiffusionConfig, ModelConfig, TrainConfig
+from ..model.config import DEFAULT_PRESET, DiffusionConfig, ModelConfig, TrainConfig, as_dict
 from ..model.denoiser import Denoiser
 from ..model.diffusion import DiffusionObjective
 from . import distributed
@@ -42,7 +43,7 @@ from .posthoc_ema import PosthocEMA
 from .rundir import METRICS, RUN_INFO, SAMPLES, list_checkpoints, sample_name
 from .runfiles import cut_back_to, draw_sample_grid, run_info, update_run_info
 from .state import RunSetup, TrainingError
-from .step import LossTally, StepRunner, lr_at, make_optimizer, update_ema
+from .step import LossTally, StepRunner, lr_at, make_optimizer, step_timer, update_ema
 
 
 @dataclass
@@ -137,7 +138,7 @@ class Trainer:
         self.objective = DiffusionObjective(self.model, diffusion_config).to(self.device)
         self.train_module = train_ranks.wrap(self.objective, self.device, world_size)  # DDP broadcasts rank 0's weights here too
         self.optimizer = make_optimizer(self.model, train_config.lr, train_config.weight_decay)
-        self.precision, self.precision_reason = resolve_precision(train_config.precision, self.device)
+        self.precision, self.precision_reason = self._precision(train_config)
         self.step, self.wall_time_before = 0, 0.0
         self.loss_smooth: float | None = None
         if state is not None:
@@ -151,9 +152,47 @@ class Trainer:
         self.start_epoch, self.start_in_epoch, self.total_steps = train_state.plan_position(
             state, self.step, self.batches.steps_per_epoch, train_config.batch_size * world_size,
             train_config.epochs, train_config.max_steps)
+        self.compile_work = {"model": as_dict(model_config), "diffusion": as_dict(diffusion_config),
+                             "batch": train_config.batch_size, "precision": self.precision, "world_size": world_size}
         self.runner = StepRunner(self.train_module, train_config, self.precision, self.device, notice=self._notice,
-                                 images_to_train=(self.total_steps - self.step) * train_config.batch_size * world_size)
+                                 images_to_train=(self.total_steps - self.step) * train_config.batch_size * world_size,
+                                 measured=self._compile_measured(state))
+        self._compile_recorded = self.runner.measured is not None
         self.tally = LossTally(self.device, self.loss_smooth)
+
+    def _precision(self, train_config: TrainConfig) -> tuple[str, str]:
+        """("bf16" or "fp32", why): on a CPU with native bf16, `auto` times a step's forward and
+        backward in both (core.autotune; rank 0 decides for every rank)."""
+        work = {"model": as_dict(self.model_config), "diffusion": as_dict(self.diffusion_config),
+                "batch": train_config.batch_size}
+
+        def measure():
+            return autotune.measured_precision("training", work, step_timer(self.objective, train_config.batch_size, self.device))
+
+        if self.world_size == 1:
+            return resolve_precision(train_config.precision, self.device, measure)
+        decided = resolve_precision(train_config.precision, self.device, measure) if self.is_main else None
+        return tuple(distributed.broadcast_object(decided))
+
+    def _compile_measured(self, state: dict | None) -> dict | None:
+        """An earlier compile trial's figures: the resumed run's own (run.json), else this machine's
+        for this model, batch and precision (core.autotune), else None (a trial decides)."""
+        if state is not None:
+            try:
+                info = json.loads((self.run_dir / RUN_INFO).read_text())
+            except (OSError, ValueError):
+                info = {}
+            measured = info.get("compile_measured") if isinstance(info, dict) else None
+            if isinstance(measured, dict) and info.get("precision") == self.precision:
+                return measured
+        return autotune.cached("compile", autotune.machine_identity(), self.compile_work)
+
+    def _record_compile_trial(self) -> None:
+        """A trial's verdict into run.json (a resume reuses it) and the machine's cache (later runs do)."""
+        self._compile_recorded = True
+        if self.is_main:
+            autotune.remember("compile", autotune.machine_identity(), self.compile_work, self.runner.measured)
+            self._write_run_info("running")
 
     # ----------------------------------------------------------------- control
     def stop(self, reason: str = "stopped") -> None:
@@ -223,8 +262,10 @@ class Trainer:
 
     def _write_run_info(self, state: str, **extra) -> None:
         if self.is_main:
+            measured = {"compile_measured": self.runner.measured} if self.runner.measured else {}
             update_run_info(self.run_dir / RUN_INFO, run_info(self.setup, state, self.batches.steps_per_epoch, self.total_steps,
-                                                              precision=self.precision, compile=self.runner.reason, **extra))
+                                                              precision=self.precision, precision_reason=self.precision_reason,
+                                                              compile=self.runner.reason, **measured, **extra))
 
     # ----------------------------------------------------------------- the loop
     def run(self) -> dict:
@@ -286,6 +327,8 @@ class Trainer:
         parameters = list(self.model.parameters())
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.runner(x0, loop.identity[labels], parameters)  # forward and backward, no host read
+        if not self._compile_recorded and self.runner.measured is not None:
+            self._record_compile_trial()
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, self.train_config.grad_clip)
         self.optimizer.step()
         update_ema(self.ema, self.model, min(self.train_config.ema_decay, (1 + self.step) / (10 + self.step)))

@@ -167,7 +167,8 @@ async def test_d_shows_eight_items_at_80x24_and_z_still_opens_the_selection_at_f
         assert all(tile.width == 14 for tile in grid._tiles)
         first = grid._tiles[0].pixels
         full = grid.item_pixels(0)
-        assert first[0] == (full[0] + full[1] + full[28] + full[29] + 2) // 4  # area-averaged
+        # area-averaged (Pillow's box filter rounds in fixed point: within one level of the exact mean)
+        assert abs(first[0] - (full[0] + full[1] + full[28] + full[29]) / 4) <= 1
         await select_item(pilot, 5)
         await pilot.press("z")
         assert grid.zoomed and grid._tiles[0].width == 42  # 1.5x at 80x24, as without d

@@ -6,6 +6,7 @@ tui.screens.recipes); `tui.jobs` (torch) is imported inside those workers only.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,21 @@ from .recipes import SHIPPED_MODEL, ExportsAndRecipes, Pending, Result
 from .setting_keys import SettingKeys
 from .steering import SteeringKeys
 
-PREVIEW_INTERVAL = 0.1  # at most 10 preview repaints a second while sampling
+# Previews while sampling. The sampler runs on every core, and a preview costs it more than its
+# paint: the screen's repaint, then the terminal output that Textual's writer thread builds, each
+# need the GIL and a core that a step's threads were using (16 items at the defaults on 2 cores,
+# bench/tui_latency.py: previews every 0.1 s made the app 1.46x a plain process's time, none
+# 1.04x). So a run shows its first preview only once it has gone on for FIRST_PREVIEW seconds (a
+# run that ends sooner shows its items at once), then one every PREVIEW_INTERVAL at most; the
+# worker waits while each is painted, and spaces them so that painting takes at most
+# PREVIEW_SHARE of the run, so a slow terminal gets fewer previews rather than a slower sampler.
+# The sampling threads keep the UI's priority: niced, every repaint and terminal write preempted
+# them mid-step (1.5x a plain process's time against 1.03x), while keys repaint within 35-55 ms
+# (p90) either way.
+FIRST_PREVIEW = 0.3  # seconds into a run before its first preview
+PREVIEW_INTERVAL = 0.25  # seconds between previews at the least
+PREVIEW_SHARE = 0.1  # the most of a run's time that painting previews may take
+PAINT_TIMEOUT = 0.25  # seconds the sampler waits for a paint at most (a screen out of view never paints)
 STEP_YIELD = 0.001  # seconds the sampler sleeps between steps, so the UI thread gets the GIL
 START_YIELD = 0.02  # seconds a new run waits before its first step (counted in the time it reports)
 
@@ -167,11 +182,11 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
 
         started = time.monotonic()
         try:
-            generator, precision = jobs.open_generator(path, self.app.options.device, self.app.options.precision)
+            generator, precision, why = jobs.open_generator(path, self.app.options.device, self.app.options.precision)
         except Exception as error:  # CheckpointError, ValueError (device), OSError: one line each
             self.post_message(ModelFailed(str(path or SHIPPED_MODEL), jobs.one_line(error)))
             return
-        self.post_message(ModelLoaded(generator, time.monotonic() - started, precision))
+        self.post_message(ModelLoaded(generator, time.monotonic() - started, precision, why))
 
     @on(ModelLoaded)
     def model_loaded(self, message: ModelLoaded) -> None:
@@ -179,7 +194,8 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
         self.precision = message.precision
         self._update_info()
         if not self.query_one(StatusLine).showing_problem():  # e.g. a bad --from-png: keep that in view
-            self.say(f"model ready ({message.seconds:.1f} s): g generates · space picks more classes to mix", "success")
+            precision = message.precision_reason if message.precision_reason != "asked for" else message.precision
+            self.say(f"model ready in {message.seconds:.1f} s ({precision}) · g generates · space picks classes", "success")
         pending, self.pending = self.pending, None
         if pending is not None:
             self._run_pending(pending)
@@ -314,10 +330,11 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
         from .. import jobs
 
         worker = get_current_worker()
-        jobs.lower_thread_priority()
-        started = last_post = time.monotonic()
+        started = time.monotonic()
+        last_post = started + FIRST_PREVIEW - PREVIEW_INTERVAL
         time.sleep(START_YIELD)  # the key that started this run repaints before sampling takes the GIL
         index, total = 0, request.resolved_steps()
+        gap, painted = PREVIEW_INTERVAL, threading.Event()
         steps = jobs.steps(generator, request, cancelled=lambda: worker.is_cancelled)
         try:
             for step in steps:
@@ -330,10 +347,15 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
                     pixels = jobs.grey_bytes(step.x)
                     self.post_message(SampleDone(job, request, step.x, pixels, now - started))
                     return
-                if now - last_post >= PREVIEW_INTERVAL:
-                    last_post = now
-                    self.post_message(SampleProgress(job, index, total, jobs.grey_bytes(step.x), request.n, now - started))
-                time.sleep(STEP_YIELD)  # hand the GIL to the UI thread between steps
+                if now - last_post >= gap:
+                    painted.clear()
+                    self.post_message(SampleProgress(job, index, total, jobs.grey_bytes(step.x), request.n,
+                                                     now - started, painted))
+                    painted.wait(PAINT_TIMEOUT)
+                    last_post = time.monotonic()
+                    gap = max(PREVIEW_INTERVAL, (last_post - now) / PREVIEW_SHARE)
+                else:
+                    time.sleep(STEP_YIELD)  # hand the GIL to the UI thread between steps
             if worker.is_cancelled:  # cancelled while waiting for the sampler: it never started
                 self.post_message(SampleStopped(job, index, total))
         except Exception as error:
@@ -344,7 +366,14 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
     @on(SampleProgress)
     def sample_progress(self, message: SampleProgress) -> None:
         if message.job != self.job:
+            if message.painted is not None:
+                message.painted.set()
             return
+        if message.painted is not None:  # the sampler waits until the preview is on the terminal
+            if self.is_current:
+                self.call_after_refresh(message.painted.set)
+            else:
+                message.painted.set()
         first = self.grid.count != message.n
         self.grid.show(message.pixels, message.n, self.captions if first else None)
         filled = round(20 * message.index / message.total)

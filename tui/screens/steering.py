@@ -120,7 +120,6 @@ class SteeringKeys:
         from .. import jobs
 
         worker = get_current_worker()
-        jobs.lower_thread_priority()
         try:
             frames = jobs.film(generator, dataclasses.replace(request), index, cancelled=lambda: worker.is_cancelled)
         except Exception as error:

@@ -119,3 +119,102 @@ def test_the_precision_is_used_and_recorded(tmp_path, data_256, precision, monke
     assert set(seen) == {precision} and len(seen) == 8
     assert json.loads((tmp_path / "run/run.json").read_text())["precision"] == precision
     assert torch.isfinite(torch.tensor(json.loads(open(result["metrics"]).readlines()[-1])["loss"]))
+
+
+class StepClock:
+    """A fake clock for the compile trial: each training step advances it by what its module costs
+    (eager_s or compiled_s); the first compiled call also costs compile_s."""
+
+    def __init__(self, eager_s: float, compiled_s: float, compile_s: float = 60.0):
+        self.now, self.eager_s, self.compiled_s, self.compile_s = 0.0, eager_s, compiled_s, compile_s
+        self.compiled_calls, self.in_compiled = 0, False
+
+    def fake_compile(self, module, **kwargs):
+        clock = self
+
+        def call(*args):
+            clock.now += clock.compile_s if clock.compiled_calls == 0 else clock.compiled_s
+            clock.compiled_calls += 1
+            clock.in_compiled = True
+            try:
+                return module(*args)
+            finally:
+                clock.in_compiled = False
+        return call
+
+    def eager_cost(self, module):
+        real = module.forward
+
+        def forward(*args):
+            if not self.in_compiled:
+                self.now += self.eager_s
+            return real(*args)
+        module.forward = forward
+
+
+def trial_trainer(tmp_path, data, clock: StepClock, monkeypatch, run="run", notices=None, **overrides) -> Trainer:
+    """A tiny run long enough for the compile trial (2 warm-up, 3 + 1 + 3 timed steps) under `clock`."""
+    monkeypatch.setattr(step, "compiler_missing", lambda device: None)
+    monkeypatch.setattr(step, "COMPILE_MIN_IMAGES", 8)
+    monkeypatch.setattr(step, "TRIAL_STEPS", 3)
+    monkeypatch.setattr(torch, "compile", clock.fake_compile)
+    trainer = Trainer(tmp_path / run, config(compile=None, **overrides), preset="tiny", data_dir=data,
+                      on_event=lambda e: notices.append(e.data["message"]) if notices is not None and e.kind == "notice" else None)
+    trainer.runner.timer = lambda: clock.now
+    clock.eager_cost(trainer.runner.eager)
+    return trainer
+
+
+@pytest.mark.parametrize("eager_s,compiled_s,kept", [(0.4, 0.3, True), (0.4, 0.45, False), (0.4, 0.395, False)])
+def test_auto_keeps_the_compiled_step_only_where_it_measured_faster(tmp_path, data_256, monkeypatch, eager_s, compiled_s, kept):
+    from core import autotune
+
+    monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path / "cache"))
+    clock, notices = StepClock(eager_s, compiled_s), []
+    trainer = trial_trainer(tmp_path, data_256, clock, monkeypatch, notices=notices)
+    assert trainer.runner.compiled is None and trainer.runner.reason.startswith("trial")
+    trainer.run()
+    measured = trainer.runner.measured
+    assert measured["eager_ms"] == pytest.approx(eager_s * 1000) and measured["compiled_ms"] == pytest.approx(compiled_s * 1000)
+    assert measured["compile_s"] == pytest.approx(60.0)
+    assert (trainer.runner.compiled is not None) == kept
+    calls_after_trial = 1 + 3  # the compiling call and the timed ones; kept: every later full batch too
+    assert (clock.compiled_calls > calls_after_trial) == kept
+    verdict = [n for n in notices if n.startswith("torch.compile ")]
+    assert len(verdict) == 1 and verdict[0].startswith("torch.compile on (measured" if kept else "torch.compile off (measured")
+    info = json.loads((tmp_path / "run/run.json").read_text())
+    assert info["compile_measured"] == measured and info["compile"] == trainer.runner.reason
+
+
+def test_a_resume_and_a_later_run_reuse_the_trial(tmp_path, data_256, monkeypatch):
+    from core import autotune
+
+    monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path / "cache"))
+    clock = StepClock(0.4, 0.45)
+    first = trial_trainer(tmp_path, data_256, clock, monkeypatch, max_steps=16)
+    first.run()
+    measured = first.runner.measured
+    monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path / "empty-cache"))  # the run's own record, not the cache
+    resumed = Trainer(tmp_path / "run", config(compile=None, epochs=2), preset="tiny", data_dir=data_256, resume=True)
+    assert resumed.runner.trial is None and resumed.runner.measured == measured and resumed.runner.compiled is None
+    assert resumed.runner.reason.startswith("off (measured")
+    # another run on this machine: the cache answers (its own run.json has nothing yet)
+    monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path / "cache"))
+    later = Trainer(tmp_path / "later", config(compile=None), preset="tiny", data_dir=data_256)
+    assert later.runner.trial is None and later.runner.measured == measured
+    # a machine whose cache says compiling pays compiles at once, if the run left earns it back
+    autotune.remember("compile", autotune.machine_identity(), later.compile_work,
+                      {"eager_ms": 400.0, "compiled_ms": 300.0, "compile_s": 2.0})
+    pays = Trainer(tmp_path / "pays", config(compile=None), preset="tiny", data_dir=data_256)
+    assert pays.runner.compiled is not None and pays.runner.reason.startswith("on (measured")
+
+
+def test_verdict_counts_the_compile_against_the_run_left():
+    figures = {"eager_ms": 400.0, "compiled_ms": 300.0, "compile_s": 90.0}
+    assert step.verdict(figures, None)[0]  # the trial paid the compile already
+    assert step.verdict(figures, 1000)[0]  # 0.1 s x 1000 steps = 100 s > 90 s
+    on, why = step.verdict(figures, 800)  # 80 s < 90 s
+    assert not on and "do not earn the compile back" in why
+    assert not step.verdict({**figures, "compiled_ms": 450.0}, None)[0]
+    assert not step.measured_figures({**figures, "compile_s": float("nan")})
+    assert not step.measured_figures({"eager_ms": 400.0})
