@@ -66,8 +66,8 @@ def compile_plan(asked: bool | None, device: torch.device, remaining_images: int
 
 
 class StepRunner:
-    """Forward and backward of `module` (x0 (B,1,28,28), class weights (B,10) -> loss), compiled when
-    asked. Full batches go through the compiled module; a smaller last batch of an epoch runs
+    """Forward and backward of `module` (the batch's inputs -> loss: x0 (B,1,28,28) and class weights
+    (B,10) for the diffusion objective), compiled when asked. Full batches go through the compiled module; a smaller last batch of an epoch runs
     eagerly rather than compiling a second graph. If the first compiled step fails (no working
     compiler, an unsupported backend), that step is redone eagerly from the same RNG state, one
     notice says why, and the run trains on eagerly."""
@@ -86,22 +86,23 @@ class StepRunner:
     def compiling(self) -> bool:
         return self.compiled is not None
 
-    def _run(self, module: torch.nn.Module, x0: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def _run(self, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
         with autocast(self.precision, self.device):
-            loss = module(x0, weights)  # () fp32: the objective scores in fp32
+            loss = module(*inputs)  # () fp32: the objective scores in fp32
         loss.backward()
         return loss
 
-    def __call__(self, x0: torch.Tensor, weights: torch.Tensor, parameters: list[torch.nn.Parameter]) -> torch.Tensor:
-        """The step's loss (a 0-d device tensor), its gradients accumulated into `parameters`."""
-        if self.compiled is None or x0.shape[0] != self.batch_size:
-            return self._run(self.eager, x0, weights)
+    def __call__(self, inputs: tuple[torch.Tensor, ...], parameters: list[torch.nn.Parameter]) -> torch.Tensor:
+        """The step's loss (a 0-d device tensor), its gradients accumulated into `parameters`;
+        inputs: the batch's tensors, rows first."""
+        if self.compiled is None or inputs[0].shape[0] != self.batch_size:
+            return self._run(self.eager, inputs)
         if self.proven:
-            return self._run(self.compiled, x0, weights)
+            return self._run(self.compiled, inputs)
         rng = torch.get_rng_state()
         cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
         try:
-            loss = self._run(self.compiled, x0, weights)
+            loss = self._run(self.compiled, inputs)
         except Exception as error:  # the compiler's failure, whatever its type: fall back, never lose the run
             self.compiled, self.reason = None, f"off: failed ({type(error).__name__})"
             torch.set_rng_state(rng)
@@ -111,7 +112,7 @@ class StepRunner:
                 p.grad = None
             first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
             self.notice(f"torch.compile failed ({type(error).__name__}: {first}); training goes on eagerly")
-            return self._run(self.eager, x0, weights)
+            return self._run(self.eager, inputs)
         self.proven = True
         return loss
 
