@@ -33,6 +33,9 @@ class ModelConfig:
     class_dim: int = 64  # width of the nn.Embedding(10, d) class encoder
     groups: int = 8  # GroupNorm groups
     dropout: float = 0.0
+    # A few-step student (core.training.distill) takes the guidance g as an input: an MLP of g's sinusoidal
+    # features joins the time embedding. False for every trained generator (and for files without the key).
+    guidance_input: bool = False
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
