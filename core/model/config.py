@@ -89,6 +89,22 @@ class TrainConfig:
 
 
 @dataclass
+class DistillConfig:
+    """A few-step student distilled from a teacher (core.training.distill), beside its TrainConfig (whose
+    epochs are passes over the pairs)."""
+
+    pairs: int = 20_000  # teacher pairs the student learns from (core.training.pairs)
+    shard_size: int = 1024  # pairs per file in the run directory's pairs/
+    perceptual: float = 0.1  # lambda_p: weight of the classifier-feature distance beside the pixel MSE
+    grid_share: float = 0.5  # items trained at the student's own timesteps; the rest at t uniform in 1-999
+
+
+# What a distillation trains with where fashion-train distill is not told: a student starts from a
+# trained network, so a tenth of the from-scratch learning rate and a short warm-up.
+DISTILL_TRAIN = TrainConfig(epochs=10, lr=2e-4, warmup_steps=100, ema_decay=0.999)
+
+
+@dataclass
 class Preset:
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
