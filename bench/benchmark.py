@@ -102,7 +102,7 @@ def train_rate(preset, device, precision: str, compiled: bool, before: bool, ste
 
     def train_step(i: int) -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss = runner(x, weights, parameters)
+        loss = runner((x, weights), parameters)
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
         update_ema(ema, model, 0.999)
@@ -206,7 +206,8 @@ def main() -> None:
     objective = DiffusionObjective(model, preset.diffusion).to(device)
     work = {"model": as_dict(preset.model), "diffusion": as_dict(preset.diffusion), "batch": 128}
     precision, why = resolve_precision("auto", device, lambda: autotune.measured_precision(
-        "training", work, step_timer(objective, 128, device)))
+        "training", work, step_timer(objective, (torch.rand(128, 1, 28, 28, device=device) * 2 - 1,
+                                                  torch.eye(10, device=device)[torch.arange(128, device=device) % 10]), device)))
     rows = [("training precision auto chooses here", f"{precision} ({why})")]
     modes = [("fp32", False, True), ("fp32", False, False), ("bf16", False, False)]
     modes += [("fp32", True, False), ("bf16", True, False)] if args.compile else []

@@ -99,12 +99,19 @@ class Generator:
     hash: str
     info: dict  # step, epoch, wall time, notes
     guide: "Generator | None" = None  # autoguidance's weaker model, when one is loaded beside this one
+    student: "Generator | None" = None  # a few-step student distilled from this model, when one is loaded beside it
 
     def guide_identity(self) -> tuple[str | None, str] | None:
         """(file name, hash) of the guide, as a recipe records it; None without one."""
-        if self.guide is None:
-            return None
-        return (self.guide.path.name if self.guide.path else None, self.guide.hash)
+        return self.guide.identity() if self.guide is not None else None
+
+    def student_identity(self) -> tuple[str | None, str] | None:
+        """(file name, hash) of the student, as a recipe records it; None without one."""
+        return self.student.identity() if self.student is not None else None
+
+    def identity(self) -> tuple[str | None, str]:
+        """(file name, hash): how a recipe names a model without the exporter's folders."""
+        return (self.path.name if self.path else None, self.hash)
 
 
 # A checkpoint may come from anyone. Its configs must lie within these bounds, and its weights must have
@@ -119,6 +126,8 @@ def _check_sizes(model_config: ModelConfig, diffusion_config: DiffusionConfig) -
               "channels": list(model_config.channels), "blocks_per_level": [model_config.blocks_per_level],
               "time_dim": [model_config.time_dim], "class_dim": [model_config.class_dim],
               "groups": [model_config.groups], "steps": [diffusion_config.steps]}
+    if not isinstance(model_config.guidance_input, bool):
+        raise ValueError(f"config guidance_input {model_config.guidance_input!r} must be true or false")
     levels = model_config.attention_levels
     if not isinstance(levels, tuple) or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < len(model_config.channels)
                                             for v in levels):
@@ -198,10 +207,11 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
 
 def export_generator(source: dict, path: str | os.PathLike, half: bool = True) -> None:
     """Write only what sampling needs (configs + EMA weights), optionally as 16-bit floats; a
-    reconstructed post-hoc EMA (core.training.export) keeps its posthoc_sigma_rel."""
+    reconstructed post-hoc EMA (core.training.export) keeps its posthoc_sigma_rel, a student its
+    distillation record (its teacher)."""
     ema = {k: (v.half() if half and v.is_floating_point() else v) for k, v in source["ema"].items()}
     keep = {k: source[k] for k in ("model_config", "diffusion_config", "train_config", "step", "epoch", "wall_time_sec", "preset",
-                                   "posthoc_sigma_rel") if k in source}
+                                   "posthoc_sigma_rel", "distill") if k in source}
     atomic_save({"kind": KIND, "format_version": FORMAT_VERSION, **keep, "ema": ema}, path)
 
 
@@ -222,26 +232,40 @@ def default_checkpoint() -> Path:
     return package_checkpoint_dir() / DEFAULT_MODEL_NAME
 
 
-GUIDE_SUFFIX = "-guide"  # a generator's autoguidance guide lives beside it: fashion-default.pt -> fashion-default-guide.pt
+# The models that live beside a generator: fashion-default.pt -> fashion-default-guide.pt (autoguidance's
+# guide), fashion-default-student.pt (a few-step student distilled from it, core.training.distill).
+GUIDE_SUFFIX = "-guide"
+STUDENT_SUFFIX = "-student"
 
 
 def guide_path_for(path: str | os.PathLike) -> Path:
+    return beside(path, GUIDE_SUFFIX)
+
+
+def student_path_for(path: str | os.PathLike) -> Path:
+    return beside(path, STUDENT_SUFFIX)
+
+
+def beside(path: str | os.PathLike, suffix: str) -> Path:
     path = Path(path)
-    return path.with_name(f"{path.stem}{GUIDE_SUFFIX}{path.suffix}")
+    return path.with_name(f"{path.stem}{suffix}{path.suffix}")
 
 
 def open_generator(path: str | os.PathLike | None, device: str | torch.device = "cpu", guide: str | os.PathLike | None = None,
-                   missing_hint: str = "pass --checkpoint PATH") -> Generator:
-    """The generator at `path` (None: the shipped model) with its autoguidance guide attached:
-    `guide` if given, else the file beside it (guide_path_for) when there is one. The one loader
-    of the app and the command line; CheckpointError (one line) names the file that failed."""
+                   missing_hint: str = "pass --checkpoint PATH", student: str | os.PathLike | None = None) -> Generator:
+    """The generator at `path` (None: the shipped model) with its autoguidance guide and its student
+    attached: `guide` and `student` if given, else the files beside it (guide_path_for,
+    student_path_for) where there are. The one loader of the app and the command line;
+    CheckpointError (one line) names the file that failed."""
     target = Path(path) if path else default_checkpoint()
     if path is None and not target.exists():
         raise CheckpointError(f"no shipped model at {target}; {missing_hint}")
     generator = load_generator(target, device)
-    guide_file = Path(guide) if guide else guide_path_for(target)
-    if guide or guide_file.is_file():
-        generator.guide = load_guide(guide_file, generator, device)
+    for given, place, load, name in ((guide, guide_path_for(target), load_guide, "guide"),
+                                     (student, student_path_for(target), load_student, "student")):
+        file = Path(given) if given else place
+        if given or file.is_file():
+            setattr(generator, name, load(file, generator, device))
     return generator
 
 
@@ -254,6 +278,18 @@ def load_guide(path: str | os.PathLike, generator: Generator, device: str | torc
         raise CheckpointError(f"{path} cannot guide this model: it predicts {theirs.prediction} over {theirs.steps} steps, "
                               f"the model {mine.prediction} over {mine.steps}")
     return guide
+
+
+def load_student(path: str | os.PathLike, generator: Generator, device: str | torch.device = "cpu") -> Generator:
+    """A student checkpoint for `generator`'s "student" sampler: a model that takes the guidance as an
+    input (ModelConfig.guidance_input), over the same schedule as the generator it stands in for."""
+    student = load_generator(path, device)
+    if not student.model_config.guidance_input:
+        raise CheckpointError(f"{path} is not a student: it takes no guidance input (fashion-train distill makes one)")
+    if student.diffusion_config.steps != generator.diffusion_config.steps:
+        raise CheckpointError(f"{path} cannot stand in for this model: it denoises over {student.diffusion_config.steps} "
+                              f"steps, the model over {generator.diffusion_config.steps}")
+    return student
 
 
 def find_by_hash(wanted: str, name: str | None, places: list[Path]) -> Path | None:

@@ -98,6 +98,10 @@ class FashionMNIST:
         """(N, 1, 28, 28) float32 scaled to [-1, 1]."""
         return self.images.unsqueeze(1).float().div(127.5).sub(1.0)
 
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """What a training batches: the images as_float() (N, 1, 28, 28) and the labels (N,)."""
+        return self.as_float(), self.labels
+
 
 def load_split(split: str = "train", data_dir=None, download_missing: bool = False, limit: int | None = None) -> FashionMNIST:
     if split not in SPLIT_FILES:
@@ -124,33 +128,35 @@ def load_split(split: str = "train", data_dir=None, download_missing: bool = Fal
 
 
 class DeviceBatches:
-    """The whole split held as one tensor on the training device; shuffled batches by index.
+    """The whole training set held as tensors on the training device; shuffled batches by index.
 
+    The set is anything with tensors(), rows along the first dimension: a FashionMNIST split
+    (images, labels), or a student's teacher pairs (core.training.pairs).
     The order of epoch e is a permutation drawn from a generator seeded with (seed, e),
     so a resumed run can rebuild it and skip to its position without saving it.
     `rank`/`world_size` give each DDP process a disjoint shard of every epoch's order.
     """
 
-    def __init__(self, split: FashionMNIST, batch_size: int, device: torch.device, seed: int = 0,
+    def __init__(self, split, batch_size: int, device: torch.device, seed: int = 0,
                  rank: int = 0, world_size: int = 1):
-        self.x = split.as_float().to(device)  # (N, 1, 28, 28) in [-1, 1]
-        self.y = split.labels.to(device)  # (N,)
+        self.tensors = tuple(t.to(device) for t in split.tensors())  # e.g. (N, 1, 28, 28) in [-1, 1], (N,)
         self.batch_size, self.seed = batch_size, seed
         self.rank, self.world_size = rank, world_size
-        per_rank = len(self.y) // world_size
+        self.rows = len(self.tensors[0])
+        per_rank = self.rows // world_size
         self.steps_per_epoch = max(1, per_rank // batch_size)  # a split smaller than a batch is one step
         self.per_rank = per_rank
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(self.seed * 100003 + epoch)
-        order = torch.randperm(len(self.y), generator=generator)
+        order = torch.randperm(self.rows, generator=generator)
         shard = order[self.rank * self.per_rank:(self.rank + 1) * self.per_rank]
-        return shard.to(self.x.device)
+        return shard.to(self.tensors[0].device)
 
     def batches(self, epoch: int, start_step: int = 0):
-        """Yield (images, labels) for steps start_step..steps_per_epoch-1 of this epoch."""
+        """Yield a tuple of the set's tensors (images, labels) for steps start_step..steps_per_epoch-1 of this epoch."""
         order = self.epoch_order(epoch)
         size = min(self.batch_size, len(order))
         for step in range(start_step, self.steps_per_epoch):
             index = order[step * size:(step + 1) * size]
-            yield self.x[index], self.y[index]
+            yield tuple(t[index] for t in self.tensors)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from support import TEST_MODEL, make_fake_dataset, make_tiny_checkpoint
+from support import TEST_MODEL, make_fake_dataset, make_test_student, make_tiny_checkpoint
 
 torch.set_num_threads(1)  # tests are small; leave the other core to whatever else runs
 # measured speed choices (core.autotune) go to a folder of this session's, never the user's cache;
@@ -42,3 +42,22 @@ def trained(trained_checkpoint):
     from core.checkpoint import open_generator
 
     return open_generator(trained_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def student_checkpoint(tmp_path_factory) -> Path:
+    """A copy of the test model with a student of it beside it as test-model-student.pt (support.make_test_student)."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("student")
+    shutil.copy(TEST_MODEL, folder / TEST_MODEL.name)
+    make_test_student(folder / "test-model-student.pt")
+    return folder / TEST_MODEL.name
+
+
+@pytest.fixture(scope="session")
+def with_student(student_checkpoint):
+    """The test model with its student attached, as open_generator finds it beside the model. Shared: do not change it."""
+    from core.checkpoint import open_generator
+
+    return open_generator(student_checkpoint)

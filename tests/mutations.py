@@ -44,6 +44,9 @@ class Mutation:
 
 GENERATE = "tests/tui/test_tui_generate.py"
 POSTHOC = "tests/core/training/test_posthoc_ema.py"
+GUIDANCE = "tests/core/model/test_guidance_input.py"
+STUDENT_SAMPLER = "tests/core/sampling/test_student.py"
+DISTILL = "tests/core/training/test_distill.py"
 STEPS_LINE = "        yield from sample_steps(generator, request"  # the line that hands the request to the sampler
 
 MUTATIONS = {
@@ -98,6 +101,42 @@ MUTATIONS = {
     "compile-trial-forgotten-on-resume": Mutation("core.training.trainer", "Trainer._compile_measured",
         "if state is not None:", "if False:",
         ("tests/core/training/test_step.py::test_a_resume_and_a_later_run_reuse_the_trial",)),
+    # the student (core.training.distill, core.training.pairs) and its sampler
+    "student-starts-off-its-teacher": Mutation("core.training.distill", "student_of",
+        "missing, unexpected = student.load_state_dict(teacher.denoiser.state_dict(), strict=False)",
+        "missing, unexpected = student.load_state_dict(teacher.denoiser.state_dict(), strict=False); "
+        "torch.nn.init.normal_(student.guided.model.guidance_embedding.mlp[2].weight, std=0.01)",
+        (f"{GUIDANCE}::test_a_fresh_student_is_exactly_its_teachers_conditional_model_at_any_g",)),
+    "student-takes-the-views-g-only": Mutation("core.model.denoiser", "Denoiser._student",
+        "g = per_item if per_item is not None else", "g =", (f"{GUIDANCE}::test_a_student_takes_each_items_g_and_one_row_per_item",)),
+    "student-called-through-cfg": Mutation("core.model.denoiser", "Denoiser.forward",
+        "if self.guidance_input:", "if False:", (f"{GUIDANCE}::test_a_student_takes_each_items_g_and_one_row_per_item",
+                                                f"{STUDENT_SAMPLER}::test_k_steps_make_k_calls_at_the_tables_timesteps_one_row_per_item")),
+    "teacher-ignores-each-items-g": Mutation("core.model.denoiser", "Denoiser._rows_guided",
+        "g = self.guided.guidance if per_item is None else per_item.float().view(-1, 1, 1, 1)", "g = self.guided.guidance",
+        (f"{GUIDANCE}::test_a_teacher_takes_each_items_g_as_cfg_at_that_g", f"{DISTILL}::test_a_pair_is_the_teachers_item_from_its_seed")),
+    "student-grid-off-the-table": Mutation("core.sampling.samplers", "eval_steps_for",
+        "grid = STUDENT_TIMESTEPS[steps]", "grid = [t - 1 for t in STUDENT_TIMESTEPS[steps]]",
+        (f"{STUDENT_SAMPLER}::test_k_steps_make_k_calls_at_the_tables_timesteps_one_row_per_item",)),
+    "student-steps-past-its-x0": Mutation("core.sampling.dpm_solver", "DPMSolverModule.generator",
+        "if last and self.x0_last:", "if False:", (f"{STUDENT_SAMPLER}::test_each_step_is_ddim_on_the_clamped_x0_and_the_last_returns_x0",)),
+    "student-second-order": Mutation("core.sampling.samplers", "make_sampler",
+        "same_model=lambda s, t: False, x0_last=True", "x0_last=True",
+        (f"{STUDENT_SAMPLER}::test_each_step_is_ddim_on_the_clamped_x0_and_the_last_returns_x0",)),
+    "student-autoguidance-let-through": Mutation("core.sampling.request", "SampleRequest._validate_student",
+        "if self.autoguidance:", "if False:", (f"{STUDENT_SAMPLER}::test_what_the_student_did_not_learn_is_refused_in_one_line",)),
+    "recipe-drops-the-student": Mutation("core.sampling.recipes", "recipe",
+        '("student", request.sampler == STUDENT, student)', '("student", False, student)',
+        (f"{STUDENT_SAMPLER}::test_the_recipe_names_the_student_and_reproduces_its_pixels",)),
+    "distill-noise-not-on-the-path": Mutation("core.training.distill", "DistillObjective.forward",
+        "eps = (x_T - self.alpha[last] * x0) / self.sigma[last]", "eps = x_T",
+        (f"{DISTILL}::test_the_objective_noises_x0_along_the_path_from_x_T",)),
+    "distill-x0-target-is-v": Mutation("core.training.distill", "DistillObjective.forward",
+        "x0_hat = self.predictor.predict_x0(out.prediction.float(), x_t, t)", "x0_hat = out.prediction.float()",
+        (f"{DISTILL}::test_the_objective_noises_x0_along_the_path_from_x_T",)),
+    "pairs-drawn-again-every-time": Mutation("core.training.pairs", "draw_missing",
+        "and read_shard(shard_path(run_dir, k), teacher.hash, sizes[k]) is None]", "]",
+        (f"{DISTILL}::test_a_resumed_drawing_draws_only_the_missing_shards",)),
     # training
     "pause-returns-at-once": Mutation("core.training.trainer", "Trainer._wait_while_paused",
         "if self._resume_allowed.is_set():", "if True:",
@@ -152,7 +191,7 @@ MUTATIONS = {
     "posthoc-key-when-off": Mutation("core.training.state", "capture",
         "if posthoc is not None and posthoc.tracking else {}", "if posthoc is not None else {}",
         (f"{POSTHOC}::test_off_by_default_writes_nothing_and_adds_no_key",)),
-    "posthoc-flag-dropped": Mutation("train_cli", "main",
+    "posthoc-flag-dropped": Mutation("train_cli", "data_trainer",
         "posthoc_ema=posthoc_sigma_rels(args.posthoc_ema)", "posthoc_ema=()",
         (f"{POSTHOC}::test_train_cli_flag_tracks_the_profiles_and_refuses_bad_values",)),
     "posthoc-export-drops-sigma-rel": Mutation("core.checkpoint", "export_generator",

@@ -6,6 +6,7 @@ stable module name once several folders have one.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -53,6 +54,24 @@ def make_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     denoiser = Denoiser(preset.model, preset.diffusion)
     atomic_save({"kind": KIND, "format_version": FORMAT_VERSION, "preset": "tiny",
                  **config_dicts(preset.model, preset.diffusion), "ema": model_state(denoiser), "step": 0, "epoch": 0}, path)
+    return path
+
+
+def make_test_student(path: Path, seed: int = 0) -> Path:
+    """A student of the test model (core.training.distill.student_of) whose guidance embedding's last
+    layer is nudged off zero, written as a sampling checkpoint: its pixels move with g as well as with
+    the classes, which a fresh student's (exactly its teacher's conditional model) do not."""
+    from core.checkpoint import export_generator, load_generator, model_state, config_dicts
+    from core.training.distill import student_of
+
+    teacher = load_generator(TEST_MODEL)
+    student = student_of(teacher)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in student.guided.model.guidance_embedding.mlp[2].parameters():
+            parameter.copy_(0.05 * torch.randn(parameter.shape, generator=generator))
+    config = dataclasses.replace(teacher.model_config, guidance_input=True)
+    export_generator({**config_dicts(config, teacher.diffusion_config), "ema": model_state(student), "step": 0}, path)
     return path
 
 

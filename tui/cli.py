@@ -38,7 +38,8 @@ class _Parser(argparse.ArgumentParser):
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     from core.sampling.limits import (
         AUTOGUIDANCE_ON, AUTOGUIDANCE_RANGE, AUTOGUIDED_GUIDANCE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE,
-        DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, SAMPLERS,
+        DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, REQUEST_SAMPLERS,
+        STUDENT_STEPS,
     )
 
     lo, hi = DEFAULT_GUIDANCE_INTERVAL
@@ -51,8 +52,9 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--black-level", type=int, default=DEFAULT_BLACK_LEVEL, metavar="N",
                    help=f"final pixels at or below N/255 become black, 0-{MAX_BLACK_LEVEL} "
                         f"(default {DEFAULT_BLACK_LEVEL}; 0 = raw model output)")
-    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
-                   help=f"dpm (DPM-Solver++(2M), deterministic), ddim (deterministic) or ddpm (strided, the original); "
+    p.add_argument("--sampler", choices=REQUEST_SAMPLERS, default=DEFAULT_SAMPLER,
+                   help=f"dpm (DPM-Solver++(2M), deterministic), ddim (deterministic), ddpm (strided, the original) or "
+                        f"student (a distilled student in {STUDENT_STEPS[0]}-{STUDENT_STEPS[1]} steps, where one is loaded); "
                         f"default {DEFAULT_SAMPLER}")
     p.add_argument("--steps", type=int, default=None, help=f"denoising steps (default {per_sampler(DEFAULT_STEPS)})")
     p.add_argument("--autoguidance", type=float, nargs="?", const=AUTOGUIDANCE_ON, default=0.0, metavar="W",
@@ -61,6 +63,9 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="generator checkpoint (default: the shipped model)")
     p.add_argument("--guide", default=None, metavar="PATH",
                    help="autoguidance's guide checkpoint (default: NAME-guide.pt beside the generator, if there is one)")
+    p.add_argument("--student", default=None, metavar="PATH",
+                   help="the student sampler's checkpoint (default: NAME-student.pt beside the generator, if there is one; "
+                        "fashion-train distill makes one)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
     _add_precision_arg(p, "sampling")
 
@@ -177,11 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_generator_or_fail(path: str | None, device: str, guide: str | None = None):
+def load_generator_or_fail(path: str | None, device: str, guide: str | None = None, student: str | None = None):
     from core.checkpoint import open_generator
     from core.device import pick_device
 
-    return open_generator(path, pick_device(device), guide, missing_hint="pass --checkpoint PATH (e.g. runs/NAME/checkpoints/step-*.pt)")
+    return open_generator(path, pick_device(device), guide, missing_hint="pass --checkpoint PATH (e.g. runs/NAME/checkpoints/step-*.pt)",
+                          student=student)
 
 
 def cmd_generate(args) -> int:
@@ -189,7 +195,7 @@ def cmd_generate(args) -> int:
     from core.checkpoint import CheckpointError
     from core.sampling.recipes import check_writable, export_items
     from core.images import MAX_SCALE, PALETTES, ExportError
-    from core.sampling.request import SampleRequest, SampleRequestError, check_guide
+    from core.sampling.request import SampleRequest, SampleRequestError, check_guide, check_student
     from core.sampling.recipes import export_film
     from core.sampling.samplers import sample, sample_films, sampling_precision
 
@@ -206,16 +212,19 @@ def cmd_generate(args) -> int:
         if args.columns is not None and args.columns < 1:
             raise ValueError("--columns must be at least 1")
         out = Path(args.out)
-        generator = load_generator_or_fail(args.checkpoint, args.device, args.guide)  # a refused file leaves no --out folder behind
+        # a refused file leaves no --out folder behind
+        generator = load_generator_or_fail(args.checkpoint, args.device, args.guide, args.student)
         check_guide(generator, request.autoguidance)
+        check_student(generator, request.sampler)
         check_writable(out)  # fail before spending time on sampling
         device = next(generator.denoiser.parameters()).device
         request.precision, precision_reason = sampling_precision(generator, request.precision, device)
         images, films = sample_films(generator, request) if args.film else (sample(generator, request), [])
+        sides = {"guide": generator.guide_identity(), "student": generator.student_identity()}
         paths = export_items(images, request, out, generator.hash, str(generator.path), args.palette, args.scale, args.columns,
-                             guide=generator.guide_identity())
+                             **sides)
         films = [export_film(frames, request, i, out, generator.hash, str(generator.path), args.palette, max(4, args.scale),
-                             args.film, generator.guide_identity()) for i, frames in enumerate(films)]
+                             args.film, **sides) for i, frames in enumerate(films)]
     except (ClassSpecError, SampleRequestError, CheckpointError, ExportError, ValueError) as error:
         return _fail(str(error), 1)
     grid = [p for p in paths if p.name.startswith("grid")]
@@ -259,7 +268,8 @@ def cmd_info(args) -> int:
         steering = {"variation_seed": ("variation_seed", "variation_strength"),
                     "init_image": ("init_image", "init_strength"), "switch_to": ("switch_to_classes", "switch_at")}
         active = [key for switch, keys in steering.items() if data.get(switch) is not None for key in keys]
-        for key in ("classes", "mix", "guidance", "autoguidance", "guide", "guide_hash", "guidance_interval", "black_level",
+        for key in ("classes", "mix", "guidance", "autoguidance", "guide", "guide_hash", "student", "student_hash",
+                    "guidance_interval", "black_level",
                     "sampler", "steps", "seed", "n", "index", "item_seed", "shared_noise", "precision", *active, "film",
                     "checkpoint", "checkpoint_hash", "palette", "scale", "created"):
             if key in data:

@@ -15,8 +15,8 @@ from ..data import SPLIT_SIZES, load_split
 from .metrics import FLOOR_DRAWS, real_floors
 from .classifier import EvaluationError, load_classifier
 from .scoring import evaluate_generator, format_table
-from ..sampling.limits import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH, MAX_SEED
-from ..sampling.request import SampleRequest, SampleRequestError, check_guide
+from ..sampling.limits import DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE_INTERVAL, MAX_EVAL_BATCH, MAX_SEED, STUDENT
+from ..sampling.request import SampleRequest, SampleRequestError, check_guide, check_student
 from ..sampling.samplers import sample, sampling_precision
 
 CLASS_SEED_STRIDE = 1_000_000  # item i of class c uses seed + c * CLASS_SEED_STRIDE + i
@@ -68,6 +68,7 @@ def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guida
     check_request(n_per_class, guidance, sampler, steps, seed, guidance_interval, black_level, autoguidance, precision)
     precision = sampling_precision(generator, precision, next(generator.denoiser.parameters()).device)[0]
     check_guide(generator, autoguidance)
+    check_student(generator, sampler)
     test = load_split("test", data_dir)
     if floor is None:
         # like-for-like: as many real train images of each class as generated ones (the distance is biased by sample size)
@@ -82,6 +83,7 @@ def evaluate_checkpoint(generator, classifier, data_dir, n_per_class: int, guida
     result.update({
         "checkpoint": str(generator.path), "checkpoint_hash": generator.hash, "guidance": guidance, "sampler": sampler,
         "autoguidance": autoguidance, "precision": precision, "guide_hash": generator.guide.hash if autoguidance else None,
+        "student_hash": generator.student.hash if sampler == STUDENT else None,
         "guidance_interval": list(guidance_interval) if guidance_interval is not None else None, "black_level": black_level,
         "steps": steps if steps is not None else SampleRequest([1.0] + [0.0] * 9, sampler=sampler).resolved_steps(),
         "seed": seed, "seconds": seconds, "seconds_per_item": seconds / (n_per_class * NUM_CLASSES),
@@ -122,7 +124,7 @@ def run_evaluation(args, load_generator_fn) -> int:
         classifier = load_classifier(args.classifier)
     except EvaluationError as error:
         raise ValueError(str(error)) from None
-    generator = load_generator_fn(args.checkpoint, args.device, args.guide)
+    generator = load_generator_fn(args.checkpoint, args.device, args.guide, args.student)
 
     def progress(done, total):
         print(f"\rsampling class {done}/{total}", end="", flush=True)
@@ -132,7 +134,8 @@ def run_evaluation(args, load_generator_fn) -> int:
                                  guidance_interval=args.guidance_interval, black_level=args.black_level,
                                  autoguidance=args.autoguidance, precision=args.precision)
     print()
-    print(f"checkpoint {result['checkpoint']} ({result['checkpoint_hash']}), {args.sampler.upper()} {result['steps']} steps, "
+    student = f" its student {generator.student.path} ({result['student_hash']})," if result["student_hash"] else ""
+    print(f"checkpoint {result['checkpoint']} ({result['checkpoint_hash']}),{student} {args.sampler.upper()} {result['steps']} steps, "
           f"guidance {args.guidance:g} ({_describe_interval(args.guidance_interval)}), autoguidance {args.autoguidance:g}, {result['precision']}, black level {args.black_level}, {args.n_per_class} items per class, {result['seconds']:.0f} s")
     print(format_table(result))
     if args.json_out:

@@ -3,7 +3,8 @@ its EMA weights with the shipped classifier, and appends one JSON line to the ru
 (core.training.rundir.QUALITY), which the monitor draws as a second curve.
 
 The items are those `fashion-tui evaluate --seed 0` draws first for every class (the default
-sampler, DPM-Solver++ 20 steps at its default guidance; item i of class c from seed
+sampler, DPM-Solver++ 20 steps at its default guidance, or the sampler the probe is given: a
+student's distillation scores the student sampler; item i of class c from seed
 c * CLASS_SEED_STRIDE + i), so a probe's accuracy is the evaluator's on a subset and the same items
 are scored every epoch. The distance is KID (core.evaluation.metrics.kernel_distance) against a
 class-balanced draw of real test items: at a few hundred items the Frechet distance is mostly its
@@ -26,7 +27,7 @@ import torch
 from .. import checkpoint as ckpt
 from ..classes import NUM_CLASSES
 from ..data import DataError, load_split
-from ..sampling.limits import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS
+from ..sampling.limits import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS, STUDENT
 from ..sampling.samplers import sampling_precision
 from ..training.rundir import QUALITY
 from .classifier import EvaluationError, _forward_batched, load_classifier
@@ -42,15 +43,26 @@ PROBE_PER_CLASS = 20
 # whose cost stays within PROBE_BUDGET of an epoch's training images: 20 for a full epoch, fewer for
 # a --limit run, 1 for a test's handful of images.
 ITEM_COST_IN_TRAINING_IMAGES = 14
+DEFAULT_SAMPLER_CALLS = 28  # the default sampler's model calls per item (20 steps, 8 of them doubled by CFG)
 PROBE_BUDGET = 0.10
 REAL_PER_CLASS = 100  # real test items of each class the kernel distance compares with, drawn once
 KID_PROBE_SUBSETS = 20  # subsets of min(items, real items) rows averaged for the kernel distance
 
 
-def auto_per_class(images_per_epoch: int) -> int:
-    """Items of each class the probe scores for an epoch of `images_per_epoch` (1-PROBE_PER_CLASS)."""
-    affordable = int(PROBE_BUDGET * images_per_epoch / (ITEM_COST_IN_TRAINING_IMAGES * NUM_CLASSES))
+def auto_per_class(images_per_epoch: int, calls_per_item: int = DEFAULT_SAMPLER_CALLS) -> int:
+    """Items of each class the probe scores for an epoch of `images_per_epoch` (1-PROBE_PER_CLASS), each
+    item costing `calls_per_item` model calls (a training image costs the same whatever the sampler)."""
+    item_cost = ITEM_COST_IN_TRAINING_IMAGES * calls_per_item / DEFAULT_SAMPLER_CALLS
+    affordable = int(PROBE_BUDGET * images_per_epoch / (item_cost * NUM_CLASSES))
     return max(1, min(PROBE_PER_CLASS, affordable))
+
+
+def model_calls(sampler: str, steps: int) -> int:
+    """Model calls per item of `sampler` at `steps` steps and its default guidance, roughly: the
+    student's one per step, DEFAULT_SAMPLER_CALLS for the default sampler scaled by its steps."""
+    if sampler == STUDENT:
+        return steps
+    return max(1, round(DEFAULT_SAMPLER_CALLS * steps / DEFAULT_STEPS[DEFAULT_SAMPLER]))
 
 
 def _write_line(path: Path, record: dict) -> None:
@@ -63,13 +75,17 @@ def _write_line(path: Path, record: dict) -> None:
 class QualityProbe:
     """Call as probe(trainer, epoch, elapsed) at an epoch's end; returns the record it wrote, or None
     when it cannot score (said once). `elapsed()` gives the run's training seconds so far.
-    per_class: items of each class, or None for auto_per_class of the trainer's epoch."""
+    per_class: items of each class, or None for auto_per_class of the trainer's epoch.
+    sampler, steps: what draws the items (steps None: the sampler's default), at the sampler's default
+    guidance; the trainer's sampling_generator() gives the model."""
 
     def __init__(self, data_dir: str | os.PathLike | None, per_class: int | None = None,
-                 classifier: str | os.PathLike | None = None, real_per_class: int = REAL_PER_CLASS, seed: int = 0):
+                 classifier: str | os.PathLike | None = None, real_per_class: int = REAL_PER_CLASS, seed: int = 0,
+                 sampler: str = DEFAULT_SAMPLER, steps: int | None = None):
         if per_class is not None and per_class < 1:
             raise ValueError(f"quality items per class must be at least 1, not {per_class}")
         self.data_dir, self.classifier_path = data_dir, classifier
+        self.sampler, self.steps = sampler, steps if steps is not None else DEFAULT_STEPS[sampler]
         self.per_class = per_class  # None: auto_per_class of the trainer's epoch, at the first probe
         self.real_per_class, self.seed = real_per_class, seed
         self.classifier = None
@@ -95,7 +111,7 @@ class QualityProbe:
     def score(self, generator: ckpt.Generator, device: torch.device) -> dict:
         """Sample the probe's items from `generator` and score them: accuracy overall and per class, KID."""
         precision = sampling_precision(generator, "auto", device)[0]
-        sample_fn = make_sample_fn(generator, DEFAULT_GUIDANCE[DEFAULT_SAMPLER], DEFAULT_SAMPLER, None, self.seed,
+        sample_fn = make_sample_fn(generator, DEFAULT_GUIDANCE[self.sampler], self.sampler, self.steps, self.seed,
                                    self.per_class, precision=precision)
         images = torch.cat([sample_fn(c, self.per_class) for c in range(NUM_CLASSES)])  # (10 * per_class, 1, 28, 28)
         feats, predicted = _forward_batched(self.classifier, images.float().clamp(-1, 1))
@@ -104,8 +120,8 @@ class QualityProbe:
         kid, kid_std = kernel_distance(feats, self.real_features, subsets=KID_PROBE_SUBSETS, seed=self.seed)
         return {"accuracy": accuracy, "per_class_accuracy": [_nan_to_none(v) for v in per_class], "kid": kid,
                 "kid_std": kid_std, "items": len(images), "per_class": self.per_class, "real_items": len(self.real_features),
-                "sampler": DEFAULT_SAMPLER, "steps": DEFAULT_STEPS[DEFAULT_SAMPLER],
-                "guidance": DEFAULT_GUIDANCE[DEFAULT_SAMPLER], "precision": precision, "seed": self.seed}
+                "sampler": self.sampler, "steps": self.steps,
+                "guidance": DEFAULT_GUIDANCE[self.sampler], "precision": precision, "seed": self.seed}
 
     def __call__(self, trainer, epoch: int, elapsed: Callable[[], float]) -> dict | None:
         from ..training.trainer import TrainEvent
@@ -115,15 +131,13 @@ class QualityProbe:
         was_off = self.off
         if self.per_class is None:
             self.per_class = auto_per_class(trainer.batches.steps_per_epoch * trainer.train_config.batch_size
-                                            * trainer.world_size)
+                                            * trainer.world_size, model_calls(self.sampler, self.steps))
         # building the classifier initialises layers from the global RNG: fork it, so the training's
         # stream of timesteps and noise is where it was (a run with a probe trains the same weights)
         try:
             with torch.random.fork_rng(devices=[trainer.device] if trainer.device.type == "cuda" else []):
                 if self.prepare(trainer.device) is None:
-                    generator = ckpt.Generator(trainer.ema, trainer.model_config, trainer.diffusion_config, None,
-                                               "training", {})
-                    scores = self.score(generator, trainer.device)
+                    scores = self.score(trainer.sampling_generator(), trainer.device)
         except EvaluationError as error:  # a model whose items are not finite: the loss check stops it soon
             self.off = f"quality probe stopped: {error}; training goes on without it"
         if self.off is not None:

@@ -33,6 +33,9 @@ class ModelConfig:
     class_dim: int = 64  # width of the nn.Embedding(10, d) class encoder
     groups: int = 8  # GroupNorm groups
     dropout: float = 0.0
+    # A few-step student (core.training.distill) takes the guidance g as an input: an MLP of g's sinusoidal
+    # features joins the time embedding. False for every trained generator (and for files without the key).
+    guidance_input: bool = False
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
@@ -83,6 +86,22 @@ class TrainConfig:
     # profiles tracked beside `ema`; every checkpoint also writes a snapshot of them, from which
     # core.training.posthoc_ema reconstructs an EMA of any length after training. () = off.
     posthoc_ema: tuple[float, ...] = ()
+
+
+@dataclass
+class DistillConfig:
+    """A few-step student distilled from a teacher (core.training.distill), beside its TrainConfig (whose
+    epochs are passes over the pairs)."""
+
+    pairs: int = 20_000  # teacher pairs the student learns from (core.training.pairs)
+    shard_size: int = 1024  # pairs per file in the run directory's pairs/
+    perceptual: float = 0.1  # lambda_p: weight of the classifier-feature distance beside the pixel MSE
+    grid_share: float = 0.5  # items trained at the student's own timesteps; the rest at t uniform in 1-999
+
+
+# What a distillation trains with where fashion-train distill is not told: a student starts from a
+# trained network, so a tenth of the from-scratch learning rate and a short warm-up.
+DISTILL_TRAIN = TrainConfig(epochs=10, lr=2e-4, warmup_steps=100, ema_decay=0.999)
 
 
 @dataclass

@@ -7,6 +7,9 @@
       UNet(x_t, t, class_emb) -> DiffusionOutput(prediction (B,1,28,28), variance_value (B,1,28,28) in [0,1])
 
 A sampling view (with_guidance) adds the guidance interval, the mix method and autoguidance.
+{"guidance": (B,)} beside the class weights gives each item its own g (a teacher drawing a student's
+pairs, core.training.pairs). A student (ModelConfig.guidance_input, core.training.distill) takes g as
+an input instead: one row per item and call, never CFG's doubled batch.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from torchmultimodal.diffusion_labs.utils.common import DiffusionOutput
 from ..classes import LEGACY_MIX, NUM_CLASSES
 from . import mixing
 from .config import DiffusionConfig, ModelConfig
-from .unet import CLASS_KEY, UNet
+from .unet import CLASS_KEY, GUIDANCE_KEY, UNet
+
+# How a student embeds a mix of classes: one condition per item (it has no per-class calls to
+# compose), at the classes' own length. It learns what the teacher composes from that condition.
+STUDENT_MIX = "norm"
 
 
 class Denoiser(nn.Module):
@@ -42,6 +49,11 @@ class Denoiser(nn.Module):
             guidance=diffusion_config.guidance,
             learn_null_emb=True,
         )
+
+    @property
+    def guidance_input(self) -> bool:
+        """A student: g is an input of the U-Net, not CFG's blend of two predictions."""
+        return self.guided.model.config.guidance_input
 
     @property
     def guidance(self) -> float:
@@ -90,6 +102,9 @@ class Denoiser(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, conditional_inputs: dict) -> DiffusionOutput:
         weights = conditional_inputs["class_weights"]  # (B, 10)
+        per_item = conditional_inputs.get(GUIDANCE_KEY)  # (B,) g of each item, or None: the view's
+        if self.guidance_input:
+            return self._student(x, t, weights, per_item)
         if self.training:
             return self.guided(x, t, {CLASS_KEY: self.class_embedding(weights)})
         if self.guidance_interval is None:
@@ -98,8 +113,8 @@ class Denoiser(nn.Module):
             lo, hi = self.guidance_interval
             inside = (t >= lo) & (t <= hi)  # (B,) samplers pass one t for the whole batch
         pairs = self._pairs(weights)
-        if self.guide_weight and bool(inside.any()):
-            return self._rows_guided(x, t, weights, inside, pairs)
+        if (self.guide_weight or per_item is not None) and bool(inside.any()):
+            return self._rows_guided(x, t, weights, inside, pairs, per_item)
         if pairs is None:
             return self._embedded(x, t, weights, inside, self.mix)
         if self.mix == "compose-all" or bool(inside.all()):
@@ -132,19 +147,28 @@ class Denoiser(nn.Module):
             return plain
         return _where(inside, self.guided(x, t, {CLASS_KEY: embedding}), plain)  # mixed t: per item
 
-    def _rows_guided(self, x, t, weights, inside, pairs) -> DiffusionOutput:
+    def _student(self, x, t, weights, per_item) -> DiffusionOutput:
+        """A student's prediction: one row per item, its g an input of the U-Net (the view's g when
+        the items carry none)."""
+        g = per_item if per_item is not None else torch.full((x.shape[0],), self.guidance, device=x.device)
+        embedding = self.class_embedding(weights, STUDENT_MIX)
+        return self.guided.model(x, t, {CLASS_KEY: embedding, GUIDANCE_KEY: g.float()})
+
+    def _rows_guided(self, x, t, weights, inside, pairs, per_item=None) -> DiffusionOutput:
         """(1+g) c - g u, plus w (c - c_guide) with a guide (autoguidance, Karras et al. 2024), where
         `inside`; c elsewhere. c is the conditional prediction under the view's mix (the weighted sum
         of per-class predictions when composed), c_guide the guide's own under the same mix, u the
-        null condition's. The conditional rows and the B null rows share one call."""
-        batch, g = x.shape[0], self.guided.guidance
+        null condition's. The conditional rows and the B null rows share one call. g is the view's,
+        or each item's own (per_item, (B,))."""
+        batch = x.shape[0]
+        g = self.guided.guidance if per_item is None else per_item.float().view(-1, 1, 1, 1)
         xs, ts, embedding = self._rows(x, t, weights, pairs)
         rows = xs.shape[0]
 
         def fold(values):  # (rows, ...) -> (B, ...)
             return values if pairs is None else mixing.weighted_sum(values, pairs[0], pairs[2], batch)
 
-        guide = g != 0 and bool(inside.any())
+        guide = bool(torch.as_tensor(g).ne(0).any()) and bool(inside.any())
         if guide:
             null = self.guided.eval_unconditional_embedding[CLASS_KEY]  # (1, class_dim)
             embedding = torch.cat([embedding, null.expand(batch, -1)])

@@ -17,6 +17,10 @@ from torchmultimodal.diffusion_labs.utils.common import DiffusionOutput
 from .config import ModelConfig
 
 CLASS_KEY = "class_emb"  # the conditional input CFGuidance hands the U-Net
+GUIDANCE_KEY = "guidance"  # a student's conditional input: the guidance g of each item (B,)
+# g * GUIDANCE_SCALE spreads the guidance a student learns, 0-4, over the range the time features
+# are built for (steps 0-999), so neighbouring values of g get distinguishable features
+GUIDANCE_SCALE = 250.0
 
 
 class GroupNorm32(nn.GroupNorm):
@@ -53,6 +57,22 @@ class TimeEmbedding(nn.Module):
         if self.kind == "learned":
             return self.table(t.long())
         return self.mlp(sinusoidal_features(t, self.dim))
+
+
+class GuidanceEmbedding(nn.Module):
+    """Guidance g (B,) -> (B, dim): sinusoidal features of g * GUIDANCE_SCALE + a 2-layer MLP whose last
+    layer starts at zero, so a student built from a teacher's weights starts as exactly the teacher's
+    conditional model, whatever g it is given."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, guidance: torch.Tensor) -> torch.Tensor:
+        return self.mlp(sinusoidal_features(guidance * GUIDANCE_SCALE, self.dim))
 
 
 class ResBlock(nn.Module):
@@ -107,7 +127,7 @@ def level_attention(config: ModelConfig, level: int, width: int) -> nn.ModuleLis
 
 
 class UNet(nn.Module):
-    """x_t (B,1,28,28), t (B,), {CLASS_KEY: (B, class_dim)} -> DiffusionOutput.
+    """x_t (B,1,28,28), t (B,), {CLASS_KEY: (B, class_dim)[, GUIDANCE_KEY: (B,)]} -> DiffusionOutput.
 
     With unshuffle=2 the 28x28 image is folded into 14x14x4 (pixel-unshuffle) so every conv
     runs at 14x14 or 7x7: ~4x fewer FLOPs than a full-resolution U-Net for the same widths.
@@ -121,6 +141,8 @@ class UNet(nn.Module):
             raise ValueError("unshuffle and number of levels do not fit 28x28")
         cond_dim = config.time_dim + config.class_dim
         self.time = TimeEmbedding(config.time_embedding, config.time_dim, steps)
+        # a student's guidance input joins the time embedding (its conditional_inputs carry GUIDANCE_KEY)
+        self.guidance_embedding = GuidanceEmbedding(config.time_dim) if config.guidance_input else None
         u = config.unshuffle
         self.unshuffle = nn.PixelUnshuffle(u) if u > 1 else nn.Identity()
         self.stem = nn.Conv2d(u * u, ch[0], 3, padding=1)
@@ -171,7 +193,10 @@ class UNet(nn.Module):
         self.shuffle = nn.PixelShuffle(u) if u > 1 else nn.Identity()
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, conditional_inputs: dict) -> DiffusionOutput:
-        cond = F.silu(torch.cat([self.time(t), conditional_inputs[CLASS_KEY].to(x.dtype)], dim=1))  # (B, time+class)
+        time = self.time(t)  # (B, time_dim)
+        if self.guidance_embedding is not None:
+            time = time + self.guidance_embedding(conditional_inputs[GUIDANCE_KEY])
+        cond = F.silu(torch.cat([time, conditional_inputs[CLASS_KEY].to(x.dtype)], dim=1))  # (B, time+class)
         h = self.stem(self.unshuffle(x))  # (B, ch0, 28/u, 28/u)
         skips = []
         for blocks, attns, down in zip(self.down, self.down_attn, self.downsample):

@@ -14,6 +14,13 @@ its h is several times the step before and r = h_prev / h is small, and the seco
 1/(2r) would amplify the difference of two x0 predictions into visible speckle (diffusers'
 `lower_order_final`).
 
+At first order throughout (same_model always False) it is DDIM with eta = 0, written in alpha and sigma:
+
+    x_t = alpha_t x0_s + sigma_t eps_s,   eps_s = (x_s - alpha_s x0_s) / sigma_s
+
+which is the student's sampler (core.sampling.samplers), whose last step returns x0_s itself (x0_last):
+a student learns x0 at its few timesteps, and the step into t = 0 would only add sigma_0 eps back.
+
 Same interface as diffusion_labs' samplers: `generator(x_T, condition)` yields x after every step.
 """
 
@@ -28,12 +35,13 @@ from torch import nn
 
 class DPMSolverModule(nn.Module):
     def __init__(self, model: nn.Module, schedule, predictor, eval_steps: torch.Tensor,
-                 same_model: Callable[[int, int], bool] = lambda s, t: True):
+                 same_model: Callable[[int, int], bool] = lambda s, t: True, x0_last: bool = False):
         """eval_steps: ascending timesteps including 0; one model call at each but 0.
-        same_model(s, t): whether the model at step t is the one at step s (False across a guidance edge)."""
+        same_model(s, t): whether the model at step t is the one at step s (False across a guidance edge).
+        x0_last: the last step returns its x0 prediction rather than stepping to t = 0."""
         super().__init__()
         self.model, self.schedule, self.predictor = model, schedule, predictor
-        self.same_model = same_model
+        self.same_model, self.x0_last = same_model, x0_last
         self.register_buffer("eval_steps", eval_steps.sort().values.long())
         # the step coefficients as Python floats, read on the host: no device sync per step
         abar = schedule.alphas_cumprod.detach().double().cpu()  # (T,)
@@ -56,6 +64,9 @@ class DPMSolverModule(nn.Module):
                 d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * previous[0]
             else:
                 d = x0
-            x = (self._sigma[t] / self._sigma[s] * x.float() - self._alpha[t] * math.expm1(-h) * d).to(x.dtype)
+            if last and self.x0_last:
+                x = x0.to(x.dtype)
+            else:
+                x = (self._sigma[t] / self._sigma[s] * x.float() - self._alpha[t] * math.expm1(-h) * d).to(x.dtype)
             previous = (x0, h, s)
             yield x

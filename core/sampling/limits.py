@@ -5,15 +5,22 @@ all read. No torch here: the app's first frame and `fashion-tui --help` import i
 
 from __future__ import annotations
 
-SAMPLERS = ("dpm", "ddim", "ddpm")  # the order the app's s steps through
+SAMPLERS = ("dpm", "ddim", "ddpm")  # the model's own samplers, in the order the app's s steps through
+# A few-step student distilled from the model (core.training.distill), where one is loaded beside it
+# (NAME-student.pt): deterministic DDIM on its x0 predictions at STUDENT_TIMESTEPS, with the guidance
+# an input of the network (one call per item and step). Not in the app's cycle yet: its steps,
+# interval, mix and autoguidance controls would offer what a student refuses.
+STUDENT = "student"
+REQUEST_SAMPLERS = (*SAMPLERS, STUDENT)  # every sampler a request may name
 DEFAULT_SAMPLER = "dpm"
-DEFAULT_STEPS = {"dpm": 20, "ddim": 50, "ddpm": 250}
+DEFAULT_STEPS = {"dpm": 20, "ddim": 50, "ddpm": 250, STUDENT: 2}
 # Guidance where each sampler matches DDIM 50 at g=2 on the shipped model: DPM-Solver++ follows the
 # guided ODE more closely than DDIM, so the same g pushes items further (at g=2 its Frechet distance
 # is 1.1x DDIM 50's); at 1.75 its accuracy, worst class and distance are DDIM 50's within noise
 # (bench/quality_table.py; README, Quality).
-DEFAULT_GUIDANCE = {"dpm": 1.75, "ddim": 2.0, "ddpm": 2.0}
+DEFAULT_GUIDANCE = {"dpm": 1.75, "ddim": 2.0, "ddpm": 2.0, STUDENT: 1.75}  # the student's: the teacher's DPM-Solver++ default
 GUIDANCE_RANGE = (0.0, 20.0)
+STUDENT_GUIDANCE_RANGE = (0.0, 4.0)  # the guidance a student learns (its teacher's pairs draw g from it)
 AUTOGUIDANCE_RANGE = (0.0, 10.0)  # w of autoguidance, beside g, where a guide model is loaded
 # Autoguidance is off by default. At the default guidance its push only moves items along
 # guidance's own trade-off (10,000 items of the shipped model: g=1.75 with w=0.5 reads 97.9% at a
@@ -27,6 +34,10 @@ DEFAULT_ITEMS = 16
 MAX_ITEMS = 64  # items one request may ask for: a screenful in the app and `generate`
 MAX_EVAL_BATCH = 1000  # items `evaluate` may sample in one batch (each keeps its own seed, so only speed changes)
 MIN_STEPS, MAX_STEPS = 2, 1000
+# The student's timesteps for each number of steps (T = 1000; the noisiest first, then to 0): one
+# table that its training (core.training.distill) and its sampler (core.sampling.student) both read.
+STUDENT_TIMESTEPS = {1: (999,), 2: (999, 499), 3: (999, 666, 333), 4: (999, 749, 499, 249)}
+STUDENT_STEPS = (min(STUDENT_TIMESTEPS), max(STUDENT_TIMESTEPS))
 MAX_SEED = 2**31 - 1
 # Guidance acts at steps 21 <= t <= 400 only and the plain conditional model runs elsewhere
 # (guidance in a limited interval, Kynkaenniemi et al. 2024). The noisiest 60% of the trajectory
@@ -49,6 +60,11 @@ DEFAULT_VARIATION_STRENGTH = 0.2  # visibly other details, the same item (docs/g
 DEFAULT_INIT_STRENGTH = 0.6  # keeps the source's silhouette while the classes redraw it (docs/generating.md)
 DEFAULT_SWITCH_AT = 0.4
 FRACTION_STEP = 0.05  # the app's left/right on the vary, edit and switch rows
+
+
+def step_range(sampler: str) -> tuple[int, int]:
+    """The steps a request of `sampler` may ask for: (lowest, highest)."""
+    return STUDENT_STEPS if sampler == STUDENT else (MIN_STEPS, MAX_STEPS)
 
 
 def describe_interval(interval) -> str:

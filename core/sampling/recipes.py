@@ -10,19 +10,19 @@ import torch
 
 from ..classes import LEGACY_MIX, describe_class_weights, format_class_weights
 from ..images import ExportError, make_grid, save_film, save_png, to_pil, to_uint8, unique_path
-from .limits import DEFAULT_INIT_STRENGTH, DEFAULT_SWITCH_AT
+from .limits import DEFAULT_INIT_STRENGTH, DEFAULT_SWITCH_AT, STUDENT
 from .request import SampleRequest
 
 RECIPE_VERSION = 1
 
 
 def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | None, index: int | None = None,
-           guide: tuple[str | None, str] | None = None) -> dict:
+           guide: tuple[str | None, str] | None = None, student: tuple[str | None, str] | None = None) -> dict:
     """The PNG metadata: everything needed to regenerate the same pixels.
 
-    The checkpoint (and, with autoguidance, the guide: (file name, hash)) is named by its file name
-    and hash only: a shared PNG must not tell strangers the exporter's directory layout, and the
-    hash finds the model again (core.checkpoint.find_by_hash)."""
+    The checkpoint (and, with autoguidance, the guide; with the student sampler, the student: each
+    (file name, hash)) is named by its file name and hash only: a shared PNG must not tell strangers
+    the exporter's directory layout, and the hash finds the model again (core.checkpoint.find_by_hash)."""
     data = {
         "fashion_tui_recipe": RECIPE_VERSION,
         "checkpoint_hash": checkpoint_hash,
@@ -51,9 +51,10 @@ def recipe(request: SampleRequest, checkpoint_hash: str, checkpoint_path: str | 
     }
     if request.switch_to is not None:
         data["switch_to_classes"] = format_class_weights(request.switch_to)
-    if request.autoguidance and guide is not None:
-        data["guide"] = Path(guide[0]).name if guide[0] else None
-        data["guide_hash"] = guide[1]
+    for name, used, identity in (("guide", request.autoguidance, guide), ("student", request.sampler == STUDENT, student)):
+        if used and identity is not None:
+            data[name] = Path(identity[0]).name if identity[0] else None
+            data[f"{name}_hash"] = identity[1]
     if request.per_item_weights is not None:
         data["per_item_weights"] = request.per_item_weights
     if index is not None:
@@ -155,32 +156,35 @@ def check_writable(directory: Path) -> None:
 
 def export_items(images: torch.Tensor, request: SampleRequest, directory: str | Path, checkpoint_hash: str,
                  checkpoint_path: str | None, palette: str = "grey", scale: int = 1, columns: int | None = None,
-                 items: list[int] | None = None, grid: bool = True, guide: tuple[str | None, str] | None = None) -> list[Path]:
+                 items: list[int] | None = None, grid: bool = True, guide: tuple[str | None, str] | None = None,
+                 student: tuple[str | None, str] | None = None) -> list[Path]:
     """Write the chosen items (default all) and a grid; never overwrite. Returns the paths written.
-    guide: the autoguidance guide's (file name, hash), recorded when the request uses it."""
+    guide, student: the autoguidance guide's and the student's (file name, hash), each recorded when
+    the request uses it."""
     directory = Path(directory)
     check_writable(directory)
     written = []
     grey = to_uint8(images[:, 0])
     for index in (items if items is not None else range(images.shape[0])):
         path = unique_path(directory, item_stem(request, index))
-        meta = recipe(request, checkpoint_hash, checkpoint_path, index, guide) | {"palette": palette, "scale": scale}
+        meta = recipe(request, checkpoint_hash, checkpoint_path, index, guide, student) | {"palette": palette, "scale": scale}
         written.append(save_png(to_pil(grey[index], palette, scale), path, meta))
     if grid:
         columns = columns or min(8, images.shape[0])
         path = unique_path(directory, grid_stem(request))
-        meta = recipe(request, checkpoint_hash, checkpoint_path, guide=guide) | {"palette": palette, "scale": scale, "columns": columns}
+        meta = recipe(request, checkpoint_hash, checkpoint_path, guide=guide, student=student) | {"palette": palette, "scale": scale,
+                                                                                                "columns": columns}
         written.append(save_png(to_pil(make_grid(images, columns), palette, scale), path, meta))
     return written
 
 
 def export_film(frames: list, request: SampleRequest, index: int, directory: str | Path, checkpoint_hash: str,
                 checkpoint_path: str | None, palette: str = "grey", scale: int = 4, kind: str = "png",
-                guide: tuple[str | None, str] | None = None) -> Path:
+                guide: tuple[str | None, str] | None = None, student: tuple[str | None, str] | None = None) -> Path:
     """Item `index`'s denoising film (core.sampling.steering.film_frame's frames) as film_<item>.png,
     an animated PNG carrying the item's recipe, or film_<item>.gif; never overwrites."""
     directory = Path(directory)
     check_writable(directory)
     path = unique_path(directory, "film_" + item_stem(request, index), "." + kind)
-    meta = recipe(request, checkpoint_hash, checkpoint_path, index, guide) | {"palette": palette, "scale": scale, "film": True}
+    meta = recipe(request, checkpoint_hash, checkpoint_path, index, guide, student) | {"palette": palette, "scale": scale, "film": True}
     return save_film(frames, path, palette, scale, meta)

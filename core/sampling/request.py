@@ -16,7 +16,7 @@ from ..model.mixing import check_method
 from .limits import (
     AUTOGUIDANCE_RANGE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_INIT_STRENGTH, DEFAULT_ITEMS,
     DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_SWITCH_AT, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS,
-    MIN_STEPS, SAMPLERS,
+    REQUEST_SAMPLERS, STUDENT, STUDENT_GUIDANCE_RANGE, step_range,
 )
 
 IMAGE_BYTES = 28 * 28  # an init image: 28x28 grey levels, row-major, 0 = black (the dataset's look)
@@ -59,15 +59,16 @@ class SampleRequest:
             check_method(self.mix)
         except ValueError as error:
             raise SampleRequestError(str(error)) from None
-        if self.sampler not in SAMPLERS:
-            raise SampleRequestError(f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
+        if self.sampler not in REQUEST_SAMPLERS:
+            raise SampleRequestError(f"sampler must be one of {', '.join(REQUEST_SAMPLERS)}, not {self.sampler!r}")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= max_items:
             raise SampleRequestError(f"number of items must be 1-{max_items}, not {self.n!r}")
         if self.guidance is None:
             self.guidance = DEFAULT_GUIDANCE[self.sampler]
-        steps = self.resolved_steps()
-        if isinstance(steps, bool) or not isinstance(steps, int) or not MIN_STEPS <= steps <= MAX_STEPS:
-            raise SampleRequestError(f"steps must be {MIN_STEPS}-{MAX_STEPS}, not {steps!r}")
+        steps, (fewest, most) = self.resolved_steps(), step_range(self.sampler)
+        if isinstance(steps, bool) or not isinstance(steps, int) or not fewest <= steps <= most:
+            what = " for the student" if self.sampler == STUDENT else ""
+            raise SampleRequestError(f"steps must be {fewest}-{most}{what}, not {steps!r}")
         g = self.guidance
         if not isinstance(g, (int, float)) or not math.isfinite(g) or not GUIDANCE_RANGE[0] <= g <= GUIDANCE_RANGE[1]:
             raise SampleRequestError(f"guidance must be between {GUIDANCE_RANGE[0]:g} and {GUIDANCE_RANGE[1]:g}, not {g!r}")
@@ -83,6 +84,8 @@ class SampleRequest:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise SampleRequestError(f"seed must be a whole number 0-{MAX_SEED}, not {self.seed!r}")
         self._validate_steering()
+        if self.sampler == STUDENT:
+            self._validate_student()
         try:
             self.class_weights = _renormalise(self.class_weights)
             if self.per_item_weights is not None:
@@ -114,6 +117,23 @@ class SampleRequest:
                 self.switch_to = _renormalise(self.switch_to)
             except ClassSpecError as error:
                 raise SampleRequestError(f"switch classes: {error}") from None
+
+    def _validate_student(self) -> None:
+        """What a student cannot do: it learned its teacher's default sampling (guidance 0-4 in the default
+        interval, mixes composed), and autoguidance is not part of it."""
+        if self.autoguidance:
+            raise SampleRequestError("autoguidance is folded out of the student (it learned its teacher's guidance "
+                                     "alone); set autoguidance to 0 or pick another sampler")
+        lo, hi = STUDENT_GUIDANCE_RANGE
+        if not lo <= self.guidance <= hi:
+            raise SampleRequestError(f"the student learned guidance {lo:g}-{hi:g}, not {self.guidance!r}")
+        if self.guidance_interval != DEFAULT_GUIDANCE_INTERVAL:
+            raise SampleRequestError("the student learned guidance in the default interval "
+                                     f"{DEFAULT_GUIDANCE_INTERVAL[0]}:{DEFAULT_GUIDANCE_INTERVAL[1]} only; leave the interval "
+                                     "at its default or pick another sampler")
+        if self.mix != DEFAULT_MIX:
+            raise SampleRequestError(f"the student learned its teacher's {DEFAULT_MIX} mixes only; leave the mix at "
+                                     f"{DEFAULT_MIX} or pick another sampler")
 
     def weight_matrix(self) -> torch.Tensor:
         """(n, 10) class weights."""
@@ -170,6 +190,13 @@ def check_guide(generator, autoguidance: float) -> None:
     if autoguidance and getattr(generator, "guide", None) is None:
         raise SampleRequestError("autoguidance needs a guide model, and this generator has none "
                                  "(a NAME-guide.pt beside NAME.pt); set autoguidance to 0")
+
+
+def check_student(generator, sampler: str) -> None:
+    """SampleRequestError (one line) when the student sampler is asked of a generator without a student."""
+    if sampler == STUDENT and getattr(generator, "student", None) is None:
+        raise SampleRequestError("the student sampler needs a student model, and this generator has none "
+                                 "(a NAME-student.pt beside NAME.pt, or --student PATH); pick another sampler")
 
 
 def blend_weights(first: int, second: int, count: int) -> list[list[float]]:

@@ -1,5 +1,5 @@
 """The samplers: DPM-Solver++(2M) (the default), deterministic DDIM and strided DDPM behind one
-API that yields every step.
+API that yields every step; and the student's, where a student is loaded beside the model.
 
     for step in sample_steps(generator, request):   # live previews
         show(step.x)                                   # (n,1,28,28) x_t in [-1,1]-ish
@@ -10,6 +10,11 @@ Class mixing: the request's `mix` method (core.model.mixing) turns weights summi
 prediction; a one-class request is the same under every method. Each item i draws its
 noise (x_T and every DDPM step) from its own torch.Generator seeded with seed + i, so a run
 never touches the global RNG and the same request gives the same pixels on the same machine.
+
+The student (sampler "student", core.training.distill): the generator's student draws the items in
+1-4 calls, DDIM on its x0 predictions at STUDENT_TIMESTEPS, its guidance an input (one row per item,
+no CFG); variations, edits, class switches and the film go through it as through the others. The
+guidance interval does not apply: the student learned its teacher's default interval.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from ..checkpoint import Generator
 from ..device import autocast, resolve_precision
 from ..model.config import as_dict
 from ..model.diffusion import make_predictor, make_schedule
+from ..model.unet import GUIDANCE_KEY
 from . import steering
 from .dpm_solver import DPMSolverModule
-from .limits import DEFAULT_GUIDANCE, DEFAULT_ITEMS, DEFAULT_SAMPLER, MAX_ITEMS
-from .request import SampleRequest, check_guide
+from .limits import DEFAULT_GUIDANCE, DEFAULT_ITEMS, DEFAULT_SAMPLER, MAX_ITEMS, STUDENT, STUDENT_TIMESTEPS
+from .request import SampleRequest, check_guide, check_student
 
 
 @dataclass
@@ -49,7 +55,14 @@ class SampleStep:
 def eval_steps_for(sampler: str, steps: int, train_steps: int, start: int | None = None) -> torch.Tensor:
     """DDPM: `steps` evenly spaced timesteps (model calls = steps, includes t=0 so no noise is added last).
     DDIM and DPM-Solver: steps+1 timesteps, one model call per consecutive pair.
-    start: only the timesteps <= start (an edit's, core.sampling.steering)."""
+    The student: STUDENT_TIMESTEPS[steps] and 0, one call per consecutive pair.
+    start: only the timesteps <= start (an edit's, core.sampling.steering); the student's own grid is
+    too coarse to start from its nearest point, so it starts at `start` itself, then its grid below."""
+    if sampler == STUDENT:
+        grid = STUDENT_TIMESTEPS[steps]
+        if start is not None:
+            grid = [t for t in grid if t < start] + ([min(start, grid[0])] if start > 0 else [])
+        return torch.tensor(sorted({0, *grid}), dtype=torch.long)
     count = steps if sampler == "ddpm" else steps + 1
     eval_steps = torch.linspace(0, train_steps - 1, count).round().long().unique()
     return eval_steps if start is None else eval_steps[eval_steps <= start]
@@ -61,7 +74,7 @@ def model_timesteps(sampler: str, eval_steps: torch.Tensor) -> list[int]:
     return timesteps if sampler == "ddpm" else timesteps[:-1]
 
 
-class _ItemNoise:
+class ItemNoise:
     """Per-item generators: item i's noise comes from seed + i (or all from seed when shared)."""
 
     def __init__(self, seed: int, n: int, shared: bool):
@@ -87,6 +100,8 @@ def make_sampler(denoiser, config, sampler_name: str, steps: int, noise, device:
     eval_steps = eval_steps_for(sampler_name, steps, config.steps, start)
     if sampler_name == "ddpm":
         sampler = DDPModule(denoiser, schedule, predictor, eval_steps=eval_steps, progress_bar=False)
+    elif sampler_name == STUDENT:  # DPM-Solver++ at first order throughout is DDIM (eta = 0); x0 as it ends
+        sampler = DPMSolverModule(denoiser, schedule, predictor, eval_steps, same_model=lambda s, t: False, x0_last=True)
     elif sampler_name == "dpm":
         sampler = DPMSolverModule(denoiser, schedule, predictor, eval_steps, same_model=same_model or _same_model(denoiser))
     else:
@@ -123,23 +138,34 @@ def _steered(denoiser, request: SampleRequest, timesteps: list[int], film: bool,
             steering.across_switch(_same_model(denoiser), switch_t))
 
 
-def sample_steps(generator: Generator, request: SampleRequest, device: str | torch.device | None = None,
-                 max_items: int = MAX_ITEMS, film: bool = False) -> Iterator[SampleStep]:
-    """Yield a SampleStep after every denoising step; the last one holds the final images in [-1, 1].
-    film: each step also carries the x_t the model saw and the x_0 it predicted (x_in, x0_pred)."""
-    request.validate(max_items)
-    device = torch.device(device) if device is not None else next(generator.denoiser.parameters()).device
-    request.precision = sampling_precision(generator, request.precision, device)[0]  # for the recipe
+def model_view(generator: Generator, request: SampleRequest):
+    """(the denoiser view a request samples, its diffusion config): the generator's student with the
+    request's g as its input, or the generator with the request's guidance, interval, mix and, for
+    autoguidance, its guide. Views are per call: the shared model is untouched."""
+    if request.sampler == STUDENT:
+        check_student(generator, request.sampler)
+        return generator.student.denoiser.with_guidance(request.guidance), generator.student.diffusion_config
     check_guide(generator, request.autoguidance)
     guide = generator.guide.denoiser if request.autoguidance else None
-    # per-call g, interval, mix and guide: the shared model is untouched
-    denoiser = generator.denoiser.with_guidance(request.guidance, request.guidance_interval, request.mix,
-                                                guide=guide, guide_weight=request.autoguidance)
-    config = generator.diffusion_config
+    view = generator.denoiser.with_guidance(request.guidance, request.guidance_interval, request.mix,
+                                            guide=guide, guide_weight=request.autoguidance)
+    return view, generator.diffusion_config
+
+
+def sample_steps(generator: Generator, request: SampleRequest, device: str | torch.device | None = None,
+                 max_items: int = MAX_ITEMS, film: bool = False, item_guidance: torch.Tensor | None = None) -> Iterator[SampleStep]:
+    """Yield a SampleStep after every denoising step; the last one holds the final images in [-1, 1].
+    film: each step also carries the x_t the model saw and the x_0 it predicted (x_in, x0_pred).
+    item_guidance: (n,) each item's own g in place of the request's (a teacher drawing a student's
+    pairs, core.training.pairs; no recipe records it)."""
+    request.validate(max_items)
+    device = torch.device(device) if device is not None else next(generator.denoiser.parameters()).device
+    request.precision = sampling_precision(generator, request.precision, device)[0]  # what drew the pixels, for the recipe
+    denoiser, config = model_view(generator, request)
     steps = request.resolved_steps()
-    noise = _ItemNoise(request.seed, request.n, request.shared_noise)
+    noise = ItemNoise(request.seed, request.n, request.shared_noise)
     if request.variation_strength:
-        noise = steering.VariedNoise(noise, _ItemNoise(request.variation_seed, request.n, False), request.variation_strength)
+        noise = steering.VariedNoise(noise, ItemNoise(request.variation_seed, request.n, False), request.variation_strength)
     start = steering.edit_start(request, config.steps)
     eval_steps = eval_steps_for(request.sampler, steps, config.steps, start)
     if len(eval_steps) < 2:
@@ -155,6 +181,8 @@ def sample_steps(generator: Generator, request: SampleRequest, device: str | tor
     if start is not None:
         x = steering.noised_source(request.init_image, x, float(sampler.schedule.alphas_cumprod[timesteps[0]]))
     condition = {"class_weights": request.weight_matrix().to(device)}
+    if item_guidance is not None:
+        condition[GUIDANCE_KEY] = item_guidance.to(device)
     steps_iter = sampler.generator(x, condition)
     total = len(timesteps)
     for index, t in enumerate(timesteps, start=1):
@@ -174,10 +202,11 @@ def finish(x: torch.Tensor, black_level: int) -> torch.Tensor:
     return x
 
 
-def sample(generator: Generator, request: SampleRequest, device=None, max_items: int = MAX_ITEMS) -> torch.Tensor:
-    """Run to the end; (n,1,28,28) in [-1, 1]."""
+def sample(generator: Generator, request: SampleRequest, device=None, max_items: int = MAX_ITEMS,
+           item_guidance: torch.Tensor | None = None) -> torch.Tensor:
+    """Run to the end; (n,1,28,28) in [-1, 1]. item_guidance: as sample_steps'."""
     last = None
-    for last in sample_steps(generator, request, device, max_items):
+    for last in sample_steps(generator, request, device, max_items, item_guidance=item_guidance):
         pass
     return last.x
 

@@ -8,4 +8,6 @@
   trainer     -> the training loop (CLI, TUI and tests drive the same code)
   posthoc_ema -> power-function EMA profiles, their snapshots, and an EMA of any length rebuilt from them
   export      -> `python -m core.training.export`: a sampling checkpoint from a run's EMA or post-hoc EMA
+  pairs       -> a student's training pairs: its teacher's items from seeded noise, in shards
+  distill     -> a few-step student distilled from a generator on those pairs (`fashion-train distill`)
 """

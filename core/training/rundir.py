@@ -8,6 +8,8 @@
     run_dir/posthoc/step-XXXXXXX.pt      post-hoc EMA snapshots (core.training.posthoc_ema): one per
                                          checkpoint of a run with --posthoc-ema, all kept
     run_dir/samples/epoch-XXX.png        one row per class, scaled x SAMPLE_SCALE
+    run_dir/pairs/shard-XXXXX.pt         a student's distillation only: its teacher's pairs (core.training.pairs)
+    run_dir/student.pt                   ... and the student as a sampling checkpoint, written as it ends
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ QUALITY = "quality.jsonl"
 CHECKPOINTS = "checkpoints"
 POSTHOC = "posthoc"
 SAMPLES = "samples"
+PAIRS = "pairs"
+STUDENT_EXPORT = "student.pt"
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
 SAMPLE_PATTERN = re.compile(r"^epoch-(\d+)\.png$")
 SAMPLE_SCALE = 2  # sample grids are written at 2x, so they are legible in an image viewer

@@ -16,7 +16,7 @@ import torch
 from .. import checkpoint as ckpt
 from ..classes import NUM_CLASSES
 from ..files import atomic_write_bytes
-from ..model.config import DiffusionConfig, ModelConfig, as_dict
+from ..model.config import as_dict
 from .posthoc_ema import PosthocEMA
 from .rundir import METRICS, QUALITY, SAMPLE_SCALE
 from .state import RunSetup
@@ -87,10 +87,10 @@ def cut_back_to(run_dir: Path, step: int, posthoc: PosthocEMA) -> None:
     posthoc.forget_after(run_dir, step)
 
 
-def draw_sample_grid(ema: torch.nn.Module, model_config: ModelConfig, diffusion_config: DiffusionConfig,
-                     per_class: int, path: Path, text: dict) -> None:
-    """One row of per_class images per class from the EMA weights (DDIM 25, guidance 2), written
-    as a PNG x SAMPLE_SCALE with `text` in its text chunk.
+def draw_sample_grid(generator: ckpt.Generator, per_class: int, path: Path, text: dict, sampler: str = "ddim",
+                     steps: int = 25) -> None:
+    """One row of per_class images per class from a training's generator (its EMA weights; DDIM 25 at its
+    default guidance unless told), written as a PNG x SAMPLE_SCALE with `text` in its text chunk.
 
     Each call's items draw from their own seeds (core.sampling.samplers), never the global RNG, so a grid
     leaves the training's stream of timesteps and noise where it was."""
@@ -98,11 +98,10 @@ def draw_sample_grid(ema: torch.nn.Module, model_config: ModelConfig, diffusion_
     from ..sampling.request import SampleRequest
     from ..sampling.samplers import sample
 
-    generator = ckpt.Generator(ema, model_config, diffusion_config, None, "training", {})
     chunks = []  # each (5 * per_class, 1, 28, 28) in [-1, 1]
     for first in range(0, NUM_CLASSES, 5):  # 5 classes per call keeps n within the sampler's limit
         rows = [[1.0 if i == c else 0.0 for i in range(NUM_CLASSES)] for c in range(first, first + 5) for _ in range(per_class)]
-        request = SampleRequest(rows[0], n=len(rows), sampler="ddim", steps=25, seed=first, per_item_weights=rows)
+        request = SampleRequest(rows[0], n=len(rows), sampler=sampler, steps=steps, seed=first, per_item_weights=rows)
         chunks.append(sample(generator, request))
     images = torch.cat(chunks)
     save_png(to_pil(make_grid(images, per_class), "grey", SAMPLE_SCALE), path, text)

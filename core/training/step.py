@@ -75,11 +75,12 @@ def compile_plan(asked: bool | None, device: torch.device, remaining_images: int
 
 
 class StepRunner:
-    """Forward and backward of `module` (x0 (B,1,28,28), class weights (B,10) -> loss), compiled when
-    asked, or when `auto` measures it faster (the trial above). Full batches go through the compiled
-    module; a smaller last batch of an epoch runs eagerly rather than compiling a second graph. If the
-    first compiled step fails (no working compiler, an unsupported backend), that step is redone
-    eagerly from the same RNG state, one notice says why, and the run trains on eagerly.
+    """Forward and backward of `module` (the batch's inputs -> loss: x0 (B,1,28,28) and class weights
+    (B,10) for the diffusion objective), compiled when asked, or when `auto` measures it faster (the
+    trial above). Full batches go through the compiled module; a smaller last batch of an epoch runs
+    eagerly rather than compiling a second graph. If the first compiled step fails (no working
+    compiler, an unsupported backend), that step is redone eagerly from the same RNG state, one
+    notice says why, and the run trains on eagerly.
 
     measured: a trial's figures from earlier (a resumed run's run.json, or this machine's cache for
     this model, batch and precision): {"eager_ms", "compiled_ms", "compile_s"} per step, used
@@ -109,26 +110,27 @@ class StepRunner:
     def compiling(self) -> bool:
         return self.compiled is not None
 
-    def _run(self, module: torch.nn.Module, x0: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def _run(self, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
         with autocast(self.precision, self.device):
-            loss = module(x0, weights)  # () fp32: the objective scores in fp32
+            loss = module(*inputs)  # () fp32: the objective scores in fp32
         loss.backward()
         return loss
 
-    def __call__(self, x0: torch.Tensor, weights: torch.Tensor, parameters: list[torch.nn.Parameter]) -> torch.Tensor:
-        """The step's loss (a 0-d device tensor), its gradients accumulated into `parameters`."""
-        if x0.shape[0] != self.batch_size:
-            return self._run(self.eager, x0, weights)
+    def __call__(self, inputs: tuple[torch.Tensor, ...], parameters: list[torch.nn.Parameter]) -> torch.Tensor:
+        """The step's loss (a 0-d device tensor), its gradients accumulated into `parameters`;
+        inputs: the batch's tensors, rows first."""
+        if inputs[0].shape[0] != self.batch_size:
+            return self._run(self.eager, inputs)
         if self.trial is not None:
             self._trial_mark()
         if self.compiled is None:
-            return self._run(self.eager, x0, weights)
+            return self._run(self.eager, inputs)
         if self.proven:
-            return self._run(self.compiled, x0, weights)
+            return self._run(self.compiled, inputs)
         rng = torch.get_rng_state()
         cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
         try:
-            loss = self._run(self.compiled, x0, weights)
+            loss = self._run(self.compiled, inputs)
         except Exception as error:  # the compiler's failure, whatever its type: fall back, never lose the run
             self.compiled, self.reason, self.trial = None, f"off: failed ({type(error).__name__})", None
             torch.set_rng_state(rng)
@@ -138,7 +140,7 @@ class StepRunner:
                 p.grad = None
             first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
             self.notice(f"torch.compile failed ({type(error).__name__}: {first}); training goes on eagerly")
-            return self._run(self.eager, x0, weights)
+            return self._run(self.eager, inputs)
         self.proven = True
         return loss
 
@@ -220,19 +222,17 @@ class LossTally:
         return torch.stack([self.last, smooth, self.grad_norm, self.first_bad.float()])
 
 
-def step_timer(module: torch.nn.Module, batch_size: int, device: torch.device) -> Callable[[str], None]:
-    """A training step's forward and backward of `module` on a batch of `batch_size`, at a precision,
+def step_timer(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], device: torch.device) -> Callable[[str], None]:
+    """A training step's forward and backward of `module` on a batch of its `inputs`, at a precision,
     for timing precisions against each other (core.autotune): the RNG and the gradients are put back
     as they were, so a run that times itself trains exactly as one that does not."""
-    x0 = torch.zeros((batch_size, 1, 28, 28), device=device)
-    weights = torch.eye(10, device=device)[torch.arange(batch_size, device=device) % 10]
     parameters = [p for p in module.parameters() if p.requires_grad]
 
     def run(precision: str) -> None:
         rng = torch.get_rng_state()
         cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
         with autocast(precision, device):
-            loss = module(x0, weights)
+            loss = module(*inputs)
         loss.backward()
         for p in parameters:
             p.grad = None

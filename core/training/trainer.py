@@ -9,6 +9,10 @@ core.training.runfiles and core.training.state hold how each file is written and
 Under torchrun (world_size > 1, see core/training/distributed.py) every rank runs this loop on its
 own shard of each epoch with DistributedDataParallel around the objective; only rank 0 writes.
 
+What it trains on, the model it starts from, the objective and how its EMA samples are the hooks
+below (`_training_set`, `_new_model`, `_new_objective`, `_inputs`, `sampling_generator`, GRID_SAMPLER,
+`_record`): a Fashion-MNIST training here, a student's distillation in core.training.distill.
+
 A step reads nothing back to the host (core.training.step): the loss and a NaN/inf flag are read
 once when a log record or a checkpoint is due (under torchrun, in one all-reduce that also agrees
 on stops), and a non-finite loss fails the run there, before any checkpoint is written.
@@ -25,11 +29,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Callable, NoReturn
 
 import torch
 
 from .. import autotune
+from .. import checkpoint as ckpt
 from ..classes import NUM_CLASSES
 from ..data import DeviceBatches
 from ..device import pick_device, resolve_precision
@@ -48,7 +54,7 @@ from .step import LossTally, StepRunner, lr_at, make_optimizer, step_timer, upda
 
 @dataclass
 class TrainEvent:
-    kind: str  # "start" | "log" | "notice" | "checkpoint" | "samples" | "epoch" | "quality" | "stopped" | "finished"
+    kind: str  # "start" | "log" | "notice" | "checkpoint" | "samples" | "epoch" | "quality" | "stopped" | "finished" | "pairs" (a distillation)
     step: int
     epoch: int
     data: dict = field(default_factory=dict)
@@ -82,6 +88,8 @@ class _Loop:
 class Trainer:
     """Build with configs and a run directory; call run(). Thread-safe stop() and pause()."""
 
+    GRID_SAMPLER = ("ddim", 25)  # (sampler, steps) of each epoch's sample grid
+
     def __init__(
         self,
         run_dir: str | os.PathLike,
@@ -112,16 +120,15 @@ class Trainer:
         state, skipped = train_state.startup_state(self.run_dir, resume, self.is_main, world_size)
         if skipped is not None:
             self.resume_skipped = skipped  # checkpoints newer than the one resumed, and why each was passed over
+        if state is not None:
+            self._check_resumed(state)
         train_config, model_config, diffusion_config, preset = train_state.run_configs(
             state, as_trained, self.run_dir, train_config, model_config, diffusion_config, preset)
         self.train_config, self.model_config, self.diffusion_config, self.preset = (
             train_config, model_config, diffusion_config, preset)
         self.setup = RunSetup(preset, model_config, diffusion_config, train_config, self.device, rank, world_size)
 
-        split = data if data is not None else train_ranks.load_train_split(
-            data_dir, download, train_config.limit, world_size, self.local_rank, self.device)
-        if data is not None and train_config.limit is not None:
-            split = type(split)(split.images[: train_config.limit], split.labels[: train_config.limit])
+        split = self._training_set(data, data_dir, download)
         if len(split) < 1:
             raise ValueError("no training images")
         if len(split) < world_size:
@@ -129,13 +136,13 @@ class Trainer:
         self.batches = DeviceBatches(split, train_config.batch_size, self.device, train_config.seed, rank, world_size)
 
         torch.manual_seed(train_config.seed)  # initial weights and the null embedding: the same on every rank
-        self.model = Denoiser(model_config, diffusion_config).to(self.device)
+        self.model = self._new_model().to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.posthoc = PosthocEMA(self.model, train_config.posthoc_ema)  # EDM2's power-function EMAs; none when off
         # .to(): DDPModule keeps CPU buffers (its step tables); DDP broadcasts buffers at start
-        self.objective = DiffusionObjective(self.model, diffusion_config).to(self.device)
+        self.objective = self._new_objective().to(self.device)
         self.train_module = train_ranks.wrap(self.objective, self.device, world_size)  # DDP broadcasts rank 0's weights here too
         self.optimizer = make_optimizer(self.model, train_config.lr, train_config.weight_decay)
         self.precision, self.precision_reason = self._precision(train_config)
@@ -167,12 +174,17 @@ class Trainer:
                 "batch": train_config.batch_size}
 
         def measure():
-            return autotune.measured_precision("training", work, step_timer(self.objective, train_config.batch_size, self.device))
+            return autotune.measured_precision("training", work, step_timer(self.objective, self._timing_inputs(), self.device))
 
         if self.world_size == 1:
             return resolve_precision(train_config.precision, self.device, measure)
         decided = resolve_precision(train_config.precision, self.device, measure) if self.is_main else None
         return tuple(distributed.broadcast_object(decided))
+
+    def _timing_inputs(self) -> tuple:
+        """The objective's inputs for a full batch (the first of epoch 0), for timing a step."""
+        batch = next(iter(self.batches.batches(0, 0)))
+        return self._inputs(SimpleNamespace(identity=torch.eye(NUM_CLASSES, device=self.device)), batch)
 
     def _compile_measured(self, state: dict | None) -> dict | None:
         """An earlier compile trial's figures: the resumed run's own (run.json), else this machine's
@@ -193,6 +205,42 @@ class Trainer:
         if self.is_main:
             autotune.remember("compile", autotune.machine_identity(), self.compile_work, self.runner.measured)
             self._write_run_info("running")
+    # ----------------------------------------------------------------- what it trains (hooks)
+    def _check_resumed(self, state: dict) -> None:
+        """Refuse (TrainingError, one line) a checkpoint of another kind of run."""
+        if "distill" in state:
+            raise TrainingError(f"{self.run_dir} distils a student: continue it with fashion-train distill")
+
+    def _training_set(self, data, data_dir, download: bool):
+        """The rows to train on (their tensors() go to DeviceBatches): the Fashion-MNIST training split,
+        or `data` (tests), cut to train_config.limit."""
+        limit = self.train_config.limit
+        split = data if data is not None else train_ranks.load_train_split(
+            data_dir, download, limit, self.world_size, self.local_rank, self.device)
+        if data is not None and limit is not None:
+            split = type(split)(split.images[:limit], split.labels[:limit])
+        return split
+
+    def _new_model(self) -> torch.nn.Module:
+        """The denoiser a fresh run starts from (after torch.manual_seed(train_config.seed))."""
+        return Denoiser(self.model_config, self.diffusion_config)
+
+    def _new_objective(self) -> torch.nn.Module:
+        """The module whose forward takes a batch's inputs (_inputs) and returns the loss."""
+        return DiffusionObjective(self.model, self.diffusion_config)
+
+    def _inputs(self, loop: "_Loop", batch: tuple) -> tuple:
+        """A batch of the training set as the objective's inputs: images and one-hot class weights."""
+        x0, labels = batch
+        return x0, loop.identity[labels]
+
+    def sampling_generator(self) -> ckpt.Generator:
+        """The EMA weights as a generator, for the sample grids and the quality probe."""
+        return ckpt.Generator(self.ema, self.model_config, self.diffusion_config, None, "training", {})
+
+    def _record(self) -> dict:
+        """What checkpoints and run.json record beside the trainer's own fields."""
+        return {}
 
     # ----------------------------------------------------------------- control
     def stop(self, reason: str = "stopped") -> None:
@@ -231,7 +279,7 @@ class Trainer:
             return None
         try:
             state = train_state.capture(self.setup, self.model, self.ema, self.optimizer, self.step, self.loss_smooth,
-                                        epoch, images_into_epoch, elapsed, self.posthoc)
+                                        epoch, images_into_epoch, elapsed, self.posthoc) | self._record()
             path = train_state.write_checkpoint(state, self.run_dir, self.step, self.train_config.keep_checkpoints)
         except TrainingError as error:
             self._write_run_info("failed", error=str(error))
@@ -241,9 +289,9 @@ class Trainer:
 
     # ----------------------------------------------------------------- the run directory (core.training.runfiles)
     def sample_grid(self, epoch: int) -> Path | None:
-        """One row per class from the EMA weights (DDIM 25, guidance 2; classes c..c+4 from seed c,
-        so each class keeps its noise from epoch to epoch). Rank 0 draws it; in a distributed run
-        the other ranks wait for it at a barrier."""
+        """One row per class from the EMA weights (GRID_SAMPLER at its default guidance; classes c..c+4
+        from seed c, so each class keeps its noise from epoch to epoch). Rank 0 draws it; in a
+        distributed run the other ranks wait for it at a barrier."""
         per_class = self.train_config.sample_grid_per_class
         if per_class <= 0:
             return None
@@ -252,8 +300,9 @@ class Trainer:
             return None
         try:
             path = self.run_dir / SAMPLES / sample_name(epoch)
-            draw_sample_grid(self.ema, self.model_config, self.diffusion_config, per_class, path,
-                             {"kind": "training-samples", "epoch": epoch, "step": self.step, "rows": "one per class 0-9"})
+            draw_sample_grid(self.sampling_generator(), per_class, path,
+                             {"kind": "training-samples", "epoch": epoch, "step": self.step, "rows": "one per class 0-9"},
+                             *self.GRID_SAMPLER)
             self.on_event(TrainEvent("samples", self.step, epoch, {"path": str(path)}))
             return path
         finally:
@@ -265,7 +314,7 @@ class Trainer:
             measured = {"compile_measured": self.runner.measured} if self.runner.measured else {}
             update_run_info(self.run_dir / RUN_INFO, run_info(self.setup, state, self.batches.steps_per_epoch, self.total_steps,
                                                               precision=self.precision, precision_reason=self.precision_reason,
-                                                              compile=self.runner.reason, **measured, **extra))
+                                                              compile=self.runner.reason, **measured, **self._record(), **extra))
 
     # ----------------------------------------------------------------- the loop
     def run(self) -> dict:
@@ -275,8 +324,8 @@ class Trainer:
         try:
             while self.step < self.total_steps:
                 batches = self.batches.batches(loop.epoch, loop.start_in_epoch)
-                for in_epoch, (x0, labels) in enumerate(batches, start=loop.start_in_epoch):
-                    if not self._train_step(loop, in_epoch, x0, labels) or self.step >= self.total_steps:
+                for in_epoch, batch in enumerate(batches, start=loop.start_in_epoch):
+                    if not self._train_step(loop, in_epoch, self._inputs(loop, batch)) or self.step >= self.total_steps:
                         break
                 if loop.outcome == "stopped":
                     break
@@ -311,10 +360,10 @@ class Trainer:
         self.model.train()
         return loop
 
-    def _train_step(self, loop: _Loop, in_epoch: int, x0: torch.Tensor, labels: torch.Tensor) -> bool:
-        """One optimizer step on batch in_epoch of loop.epoch (x0 (B, 1, 28, 28), labels (B,)), then its
-        log record and checkpoint when they are due. False when the run stops (before this step,
-        single-process; after it, when the ranks agreed to stop)."""
+    def _train_step(self, loop: _Loop, in_epoch: int, inputs: tuple) -> bool:
+        """One optimizer step on batch in_epoch of loop.epoch (the objective's inputs, images (B, 1, 28, 28)
+        first), then its log record and checkpoint when they are due. False when the run stops (before
+        this step, single-process; after it, when the ranks agreed to stop)."""
         self._wait_while_paused(loop)
         if self.world_size == 1 and self._stop.is_set():
             loop.outcome = "stopped"
@@ -323,10 +372,10 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         if self.device.type == "cuda":
-            x0 = x0.contiguous(memory_format=torch.channels_last)
+            inputs = tuple(v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for v in inputs)
         parameters = list(self.model.parameters())
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.runner(x0, loop.identity[labels], parameters)  # forward and backward, no host read
+        loss = self.runner(inputs, parameters)  # forward and backward, no host read
         if not self._compile_recorded and self.runner.measured is not None:
             self._record_compile_trial()
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, self.train_config.grad_clip)
@@ -335,7 +384,7 @@ class Trainer:
         self.step += 1
         self.posthoc.update(self.model, self.step)
         self.tally.add(loss, grad_norm, self.step)
-        loop.window_images += x0.shape[0] * self.world_size
+        loop.window_images += inputs[0].shape[0] * self.world_size
         loop.images_into_epoch = (in_epoch + 1) * loop.global_batch
         log_due = self.step % self.train_config.log_every == 0 or self.step == self.total_steps
         checkpoint_due = bool(self.train_config.checkpoint_every) and \

@@ -9,7 +9,7 @@ import torch
 from core.sampling import steering
 from core.sampling.recipes import recipe, request_from_recipe
 from core.sampling.request import SampleRequest, SampleRequestError
-from core.sampling.samplers import _ItemNoise, sample
+from core.sampling.samplers import ItemNoise, sample
 
 SNEAKER = [0.0] * 7 + [1.0, 0.0, 0.0]
 SAMPLERS = [("dpm", 6), ("ddim", 5), ("ddpm", 8)]
@@ -31,10 +31,10 @@ def test_slerp_keeps_the_noise_standard_normal_and_its_ends_exact():
 
 
 def test_varied_noise_mixes_every_draw_of_each_item():
-    own, variation = _ItemNoise(5, 2, shared=True), _ItemNoise(40, 2, shared=False)
+    own, variation = ItemNoise(5, 2, shared=True), ItemNoise(40, 2, shared=False)
     varied = steering.VariedNoise(own, variation, 0.25)
     first, second = varied((2, 1, 28, 28)), varied((2, 1, 28, 28))
-    own, variation = _ItemNoise(5, 2, shared=True), _ItemNoise(40, 2, shared=False)
+    own, variation = ItemNoise(5, 2, shared=True), ItemNoise(40, 2, shared=False)
     for drawn in (first, second):
         assert torch.equal(drawn, steering.slerp(0.25, own((2, 1, 28, 28)), variation((2, 1, 28, 28))))
     assert not torch.equal(first[0], first[1])  # a shared parent, but each variation its own seed
