@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="items of each class the quality probe samples and scores with the shipped classifier at each "
                         "epoch's end, into quality.jsonl (default: as many as cost a tenth of an epoch, at most 20; "
                         "0 turns it off; it needs the test split in --data-dir)")
+    p.add_argument("--tensorboard", nargs="?", const="", default=None, metavar="DIR",
+                   help="also write TensorBoard event files (default folder: tb/ in --run-dir): the loss, learning rate, "
+                        "gradient norm and images/s at each log record, the quality probe and the sample grid at each "
+                        "epoch's end, the configs; needs the extra: pip install -e \".[tensorboard]\"")
     return p
 
 
@@ -80,6 +84,11 @@ def check_args(args) -> str | None:
         return "--quality-per-class must be 0 (off) or more"
     if not 0 <= args.ema_decay < 1:
         return "--ema-decay must be in [0, 1)"
+    if args.tensorboard is not None:
+        from core.training.tensorboard import missing
+
+        if problem := missing():
+            return problem
     if args.posthoc_ema is not None:
         # imports torch, so only when the flag is given
         from core.training.posthoc_ema import parse_sigma_rels
@@ -176,17 +185,24 @@ def main(argv=None) -> int:
         elif event.kind == "quality":
             console.print(describe_quality(d), markup=False, highlight=False)
 
-    trainer, quality = None, None
+    trainer, quality, tensorboard = None, None, None
     if args.quality_per_class != 0 and rank == 0:
         from core.evaluation.probe import QualityProbe
 
         quality = QualityProbe(args.data_dir, args.quality_per_class)
     try:
+        if args.tensorboard is not None and rank == 0:
+            from core.training.tensorboard import TensorBoardLog
+
+            tensorboard = TensorBoardLog(args.tensorboard)
         if world_size > 1:
             init_distributed(args.device)
         with progress:
             trainer = Trainer(args.run_dir, config, data_dir=args.data_dir, resume=args.resume, download=args.download,
-                              on_event=on_event, preset=args.preset, rank=rank, world_size=world_size, quality=quality)
+                              on_event=on_event, preset=args.preset, rank=rank, world_size=world_size, quality=quality,
+                              tensorboard=tensorboard)
+            if tensorboard is not None:
+                console.print(f"TensorBoard: tensorboard --logdir {tensorboard.log_dir}", markup=False, highlight=False)
 
             for reason in getattr(trainer, "resume_skipped", []):
                 console.print(f"fashion-train: warning: skipped {reason}", markup=False, highlight=False)

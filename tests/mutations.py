@@ -144,6 +144,13 @@ MUTATIONS = {
         "except (ValueError, OSError) as error:", "except OSError as error:",
         (f"{POSTHOC}::test_export_refuses_bad_input_with_one_line_and_writes_nothing",
          f"{POSTHOC}::test_export_refuses_a_run_without_snapshots_and_a_corrupt_snapshot")),
+    # TensorBoard event files (core.training.tensorboard)
+    "tensorboard-resume-duplicates-steps": Mutation("core.training.tensorboard", "TensorBoardLog._open",
+        "purge_step=step + 1 if step else None", "purge_step=None",
+        ("tests/core/training/test_tensorboard.py::test_a_resumed_run_appends_to_the_folder_and_shows_each_step_once",)),
+    "tensorboard-missing-unchecked": Mutation("train_cli", "check_args",
+        "if problem := missing():", "if problem := None:",
+        ("tests/core/training/test_tensorboard.py::test_without_the_package_the_flag_stops_the_run_before_it_starts",)),
     # files and data
     "half-export-writes-zeros": Mutation("core.checkpoint", "export_generator",
         "(v.half() if half and v.is_floating_point() else v)",

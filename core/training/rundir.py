@@ -8,6 +8,7 @@
     run_dir/posthoc/step-XXXXXXX.pt      post-hoc EMA snapshots (core.training.posthoc_ema): one per
                                          checkpoint of a run with --posthoc-ema, all kept
     run_dir/samples/epoch-XXX.png        one row per class, scaled x SAMPLE_SCALE
+    run_dir/tb/                          TensorBoard event files, with --tensorboard (core.training.tensorboard)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ QUALITY = "quality.jsonl"
 CHECKPOINTS = "checkpoints"
 POSTHOC = "posthoc"
 SAMPLES = "samples"
+TENSORBOARD = "tb"  # --tensorboard's folder when it names none
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
 SAMPLE_PATTERN = re.compile(r"^epoch-(\d+)\.png$")
 SAMPLE_SCALE = 2  # sample grids are written at 2x, so they are legible in an image viewer
