@@ -144,6 +144,11 @@ MUTATIONS = {
         "except (ValueError, OSError) as error:", "except OSError as error:",
         (f"{POSTHOC}::test_export_refuses_bad_input_with_one_line_and_writes_nothing",
          f"{POSTHOC}::test_export_refuses_a_run_without_snapshots_and_a_corrupt_snapshot")),
+    # the quality probe scores its items against the classes next to the ones it asked for
+    "probe-classes-shifted": Mutation("core.evaluation.probe", "QualityProbe.score",
+        "targets = torch.arange(NUM_CLASSES).repeat_interleave(self.per_class)",
+        "targets = (torch.arange(NUM_CLASSES) + 1).remainder(NUM_CLASSES).repeat_interleave(self.per_class)",
+        ("tests/core/training/test_quality_probe.py::test_the_probes_accuracy_is_the_evaluators_on_the_same_items",)),
     # TensorBoard event files (core.training.tensorboard)
     "tensorboard-resume-duplicates-steps": Mutation("core.training.tensorboard", "TensorBoardLog._open",
         "purge_step=step + 1 if step else None", "purge_step=None",
