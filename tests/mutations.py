@@ -44,6 +44,7 @@ class Mutation:
 
 GENERATE = "tests/tui/test_tui_generate.py"
 POSTHOC = "tests/core/training/test_posthoc_ema.py"
+FIT = "tests/tui/test_tui_fit.py"
 STEPS_LINE = "        yield from sample_steps(generator, request"  # the line that hands the request to the sampler
 
 MUTATIONS = {
@@ -182,6 +183,22 @@ MUTATIONS = {
     "monitor-o-ignored": Mutation("tui.screens.monitor", "MonitorScreen.attach",
         "self._tail(run_dir)", "pass",
         ("tests/tui/test_tui_monitor.py::test_o_follows_the_run_directory_typed_into_its_prompt",)),
+    # lines that must fit at 80x24 (tests/tui/test_tui_fit.py)
+    "info-line-never-shortened": Mutation("tui.screens.generate", "GenerateScreen._update_info",
+        "line.update(next(fitting, forms[-1]))", "line.update(forms[0])",
+        (f"{FIT}::test_vary_edit_and_switch_on_the_info_line_and_every_footer_fit",)),
+    "footer-cancel-while-zoomed": Mutation("tui.screens.generate", "GenerateScreen.check_action",
+        "return self.sampling is not None", "return self.sampling is not None or self.grid.zoomed",
+        (f"{FIT}::test_vary_edit_and_switch_on_the_info_line_and_every_footer_fit",)),
+    "zoom-caption-cut-to-the-item": Mutation("tui.widgets.item_grid", "ItemGrid._tiles_and_labels",
+        "max(tile.columns, self._usable_width())", "tile.columns",
+        (f"{FIT}::test_vary_edit_and_switch_on_the_info_line_and_every_footer_fit",)),
+    "chart-legend-on-one-row": Mutation("tui.widgets.curve_chart", "CurveChart.legend",
+        "if rows and rows[-1].cell_len + 2 + entry.cell_len <= width:", "if rows:",
+        (f"{FIT}::test_the_compare_view_shows_the_apps_run_names_and_wraps_its_legend",)),
+    "chart-axis-labels-from-plotext": Mutation("tui.widgets.curve_chart", "CurveChart.render",
+        "if values and (self.y_from_zero is not None or flat):", "if False:",
+        (f"{FIT}::test_a_steady_machine_and_a_flat_accuracy_get_round_axis_labels",)),
     # the loss weighting over noise levels is applied twice (w^2), or min-SNR loses its cap, or attention levels are ignored
     "loss-weights-squared": Mutation("core.model.diffusion", "DiffusionObjective.forward",
         "prediction, target = prediction * root, target * root",
