@@ -34,10 +34,6 @@ class ModelConfig:
     groups: int = 8  # GroupNorm groups
     dropout: float = 0.0
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        return from_dict(cls, data)
-
 
 @dataclass
 class DiffusionConfig:
@@ -53,10 +49,6 @@ class DiffusionConfig:
     # (Karras et al. 2022: their log-normal noise levels and lambda(sigma), as weights on uniform t).
     loss_weighting: str = "uniform"
     min_snr_gamma: float = 5.0
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "DiffusionConfig":
-        return from_dict(cls, data)
 
 
 @dataclass

@@ -5,7 +5,6 @@ and a one-line refusal without the package. Rank 0 alone writes them: test_distr
 from __future__ import annotations
 
 import json
-import signal
 import sys
 
 import pytest
@@ -18,21 +17,6 @@ from core.training.tensorboard import EXTRA, TensorBoardLog
 from core.training.trainer import Trainer
 from core.checkpoint import read_checkpoint
 from support import read_tensorboard
-
-
-@pytest.fixture
-def train_main(monkeypatch, capsys):
-    """train_cli.main(argv) -> (exit code, stderr), in this process."""
-    import train_cli
-
-    monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's own Ctrl-C handling
-    monkeypatch.setenv("COLUMNS", "10000")
-
-    def run(*argv) -> tuple[int, str]:
-        code = train_cli.main([str(a) for a in argv])
-        return code, capsys.readouterr().err
-
-    return run
 
 
 def cli_args(data, run, *extra):
