@@ -19,7 +19,7 @@ from tui.screens.generate import INFO_ROWS
 from tui.widgets.curve_chart import CurveChart
 
 from test_tui_compare import make_run
-from test_tui_steering import generate, generated_and_selected
+from test_tui_steering import generate, generated_and_selected, move_to
 
 
 def footer_keys_cut(app) -> list[str]:
@@ -79,6 +79,18 @@ async def test_vary_edit_and_switch_on_the_info_line_and_every_footer_fit(make_a
         assert_bottom_row_whole(app, helpers)
         await pilot.press("v")  # live mode's label
         assert_bottom_row_whole(app, helpers)
+
+
+async def test_a_ten_digit_seed_and_autoguidance_show_whole_in_their_rows(make_app, helpers):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        await move_to(pilot, ("setting", "seed"))
+        await pilot.press(*"2147483647", "enter", "a")
+        assert app.screen.state.seed == 2147483647 and app.screen.state.autoguidance
+        lines = helpers.screen_text(app).splitlines()
+        rows = [line[1:21].split() for line in lines]  # the panel, less the cursor's column
+        assert ["seed", "2147483647", "lock"] in rows and ["guidance", "1+AG"] in rows, lines
 
 
 async def test_the_info_line_says_more_where_there_is_room(make_app, helpers):
