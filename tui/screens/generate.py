@@ -213,7 +213,7 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
             name = self.generator.path.name if self.generator.path else "model"
             device = next(self.generator.denoiser.parameters()).device
             model = f"{name} (step {info.get('step', '?')}, {device} {self.precision})"
-        mix = f"{self.state.describe_first()}" + (f" ({self.state.mix})" if len(self.state.picked) > 1 else "")
+        mix = self.state.describe_first() + (f" ({self.state.mix})" if len(self.state.picked) > 1 else "")
         steering, brief = self.state.describe_steering(), self.state.describe_steering(brief=True)
         forms = [" · ".join(filter(None, parts)) for parts in ((model, mix, steering), (name, mix, steering),
                                                                  (name, mix, brief), (mix, brief))]
