@@ -72,6 +72,10 @@ def _add_loop_args(p: argparse.ArgumentParser, defaults: TrainConfig, epoch: str
     p.add_argument("--log-every", type=int, default=defaults.log_every, help="steps between metrics.jsonl lines")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
+    p.add_argument("--tensorboard", nargs="?", const="", default=None, metavar="DIR",
+                   help="also write TensorBoard event files (default folder: tb/ in --run-dir): the loss, learning rate, "
+                        "gradient norm and images/s at each log record, the quality probe and the sample grid at each "
+                        "epoch's end, the configs; needs the extra: pip install -e \".[tensorboard]\"")
 
 
 def _add_quality_arg(p: argparse.ArgumentParser, sampler: str) -> None:
@@ -119,6 +123,11 @@ def check_args(args) -> str | None:
         return "--ema-decay must be in [0, 1)"
     if not 0 <= getattr(args, "perceptual", 0.0) < float("inf"):
         return "--perceptual must be 0 or more"
+    if args.tensorboard is not None:
+        from core.training.tensorboard import missing
+
+        if problem := missing():
+            return problem
     if getattr(args, "posthoc_ema", None) is not None:
         # imports torch, so only when the flag is given
         from core.training.posthoc_ema import parse_sigma_rels
@@ -270,12 +279,18 @@ def drive(args, make_trainer) -> int:
             if args.no_progress or d["done"] == d["total"]:
                 console.print(f"teacher pairs {d['done']}/{d['total']} ({d['pairs_per_sec']:.1f} pairs/s)", markup=False)
 
-    trainer = None
+    trainer, tensorboard = None, None
     try:
+        if args.tensorboard is not None and rank == 0:
+            from core.training.tensorboard import TensorBoardLog
+
+            tensorboard = TensorBoardLog(args.tensorboard)
         if world_size > 1:
             init_distributed(args.device)
         with progress:
-            trainer = make_trainer(args, on_event=on_event, rank=rank, world_size=world_size)
+            trainer = make_trainer(args, on_event=on_event, rank=rank, world_size=world_size, tensorboard=tensorboard)
+            if tensorboard is not None:
+                console.print(f"TensorBoard: tensorboard --logdir {tensorboard.log_dir}", markup=False, highlight=False)
 
             for reason in getattr(trainer, "resume_skipped", []):
                 console.print(f"fashion-train: warning: skipped {reason}", markup=False, highlight=False)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .model.config import DiffusionConfig, ModelConfig, as_dict
+from .model.config import DiffusionConfig, ModelConfig, as_dict, from_dict
 from .files import atomic_write_bytes
 from .model.denoiser import Denoiser
 
@@ -162,8 +162,8 @@ def check_weights(data: dict, weights_key: str, path: Path | str = "<memory>") -
     this on a candidate file before building anything from it.
     """
     try:
-        model_config = ModelConfig.from_dict(data["model_config"])
-        diffusion_config = DiffusionConfig.from_dict(data["diffusion_config"])
+        model_config = from_dict(ModelConfig, data["model_config"])
+        diffusion_config = from_dict(DiffusionConfig, data["diffusion_config"])
         try:
             _check_sizes(model_config, diffusion_config)
         except ValueError as error:

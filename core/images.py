@@ -55,6 +55,14 @@ def colourise(grey: torch.Tensor, palette: str = "grey") -> torch.Tensor:
     return palette_lut(palette)[grey.long()]
 
 
+def pixel_levels(image: Image.Image) -> torch.Tensor:
+    """An 8-bit image's levels: (H, W) uint8 for one band (L), (H, W, C) for more (RGB, RGBA).
+    Read through tobytes, which every Pillow since 10 has (Image.getdata goes in Pillow 14)."""
+    bands = len(image.getbands())
+    levels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+    return levels.reshape(image.height, image.width, bands) if bands > 1 else levels.reshape(image.height, image.width)
+
+
 def make_grid(images: torch.Tensor, columns: int, padding: int = 2) -> torch.Tensor:
     """(N,1,28,28) in [-1,1] -> uint8 (H, W) with `padding` black pixels between items."""
     grey = to_uint8(images[:, 0])
@@ -211,7 +219,7 @@ def read_source_image(path: str | os.PathLike) -> tuple[bytes, str]:
         raise ValueError(f"{path} is a grid of items: open the PNG of one item")
     image = _open_still(path)
     grey, how = _to_grey(image, recipe)
-    pixels = torch.tensor(list(grey.getdata()), dtype=torch.uint8).reshape(grey.height, grey.width)
+    pixels = pixel_levels(grey)  # (H, W)
     border = torch.cat([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     if recipe is None and border.float().mean() > 127:  # mostly light around the edge: a dark item on light
         pixels, border = 255 - pixels, 255 - border
@@ -272,7 +280,7 @@ def _to_grey(image: Image.Image, recipe: dict | None) -> tuple[Image.Image, str]
     how = f"{image.width}x{image.height} {image.mode}"
     palette = recipe.get("palette") if recipe else None
     if isinstance(palette, str) and palette in PALETTE_STOPS and palette != "grey":
-        rgb = torch.tensor(list(image.convert("RGB").getdata()), dtype=torch.float32)  # (pixels, 3)
+        rgb = pixel_levels(image.convert("RGB")).reshape(-1, 3).float()  # (pixels, 3)
         levels = torch.cdist(rgb, palette_lut(palette).float()).argmin(dim=1).to(torch.uint8)
         return Image.frombytes("L", image.size, levels.numpy().tobytes()), how + f", {palette} palette undone"
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:

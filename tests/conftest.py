@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -61,3 +62,17 @@ def with_student(student_checkpoint):
     from core.checkpoint import open_generator
 
     return open_generator(student_checkpoint)
+@pytest.fixture
+def train_main(monkeypatch, capsys):
+    """train_cli.main(argv) -> (exit code, stderr), in this process: its signal handlers kept out of
+    pytest's way, COLUMNS wide so a message stays one line."""
+    import train_cli
+
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's own Ctrl-C handling
+    monkeypatch.setenv("COLUMNS", "10000")
+
+    def run(*argv) -> tuple[int, str]:
+        code = train_cli.main([str(a) for a in argv])
+        return code, capsys.readouterr().err
+
+    return run

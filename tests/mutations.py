@@ -47,6 +47,7 @@ POSTHOC = "tests/core/training/test_posthoc_ema.py"
 GUIDANCE = "tests/core/model/test_guidance_input.py"
 STUDENT_SAMPLER = "tests/core/sampling/test_student.py"
 DISTILL = "tests/core/training/test_distill.py"
+FIT = "tests/tui/test_tui_fit.py"
 STEPS_LINE = "        yield from sample_steps(generator, request"  # the line that hands the request to the sampler
 
 MUTATIONS = {
@@ -201,6 +202,18 @@ MUTATIONS = {
         "except (ValueError, OSError) as error:", "except OSError as error:",
         (f"{POSTHOC}::test_export_refuses_bad_input_with_one_line_and_writes_nothing",
          f"{POSTHOC}::test_export_refuses_a_run_without_snapshots_and_a_corrupt_snapshot")),
+    # the quality probe scores its items against the classes next to the ones it asked for
+    "probe-classes-shifted": Mutation("core.evaluation.probe", "QualityProbe.score",
+        "targets = torch.arange(NUM_CLASSES).repeat_interleave(self.per_class)",
+        "targets = (torch.arange(NUM_CLASSES) + 1).remainder(NUM_CLASSES).repeat_interleave(self.per_class)",
+        ("tests/core/training/test_quality_probe.py::test_the_probes_accuracy_is_the_evaluators_on_the_same_items",)),
+    # TensorBoard event files (core.training.tensorboard)
+    "tensorboard-resume-duplicates-steps": Mutation("core.training.tensorboard", "TensorBoardLog._open",
+        "purge_step=step + 1 if step else None", "purge_step=None",
+        ("tests/core/training/test_tensorboard.py::test_a_resumed_run_appends_to_the_folder_and_shows_each_step_once",)),
+    "tensorboard-missing-unchecked": Mutation("train_cli", "check_args",
+        "if problem := missing():", "if problem := None:",
+        ("tests/core/training/test_tensorboard.py::test_without_the_package_the_flag_stops_the_run_before_it_starts",)),
     # files and data
     "half-export-writes-zeros": Mutation("core.checkpoint", "export_generator",
         "(v.half() if half and v.is_floating_point() else v)",
@@ -227,6 +240,22 @@ MUTATIONS = {
     "monitor-o-ignored": Mutation("tui.screens.monitor", "MonitorScreen.attach",
         "self._tail(run_dir)", "pass",
         ("tests/tui/test_tui_monitor.py::test_o_follows_the_run_directory_typed_into_its_prompt",)),
+    # lines that must fit at 80x24 (tests/tui/test_tui_fit.py)
+    "info-line-never-shortened": Mutation("tui.screens.generate", "GenerateScreen._update_info",
+        "line.update(next(fitting, forms[-1]))", "line.update(forms[0])",
+        (f"{FIT}::test_vary_edit_and_switch_on_the_info_line_and_every_footer_fit",)),
+    "footer-cancel-while-zoomed": Mutation("tui.screens.generate", "GenerateScreen.check_action",
+        "return self.sampling is not None", "return self.sampling is not None or self.grid.zoomed",
+        (f"{FIT}::test_vary_edit_and_switch_on_the_info_line_and_every_footer_fit",)),
+    "zoom-caption-cut-to-the-item": Mutation("tui.widgets.item_grid", "ItemGrid._tiles_and_labels",
+        "max(tile.columns, self._usable_width())", "tile.columns",
+        (f"{FIT}::test_vary_edit_and_switch_on_the_info_line_and_every_footer_fit",)),
+    "chart-legend-on-one-row": Mutation("tui.widgets.curve_chart", "CurveChart.legend",
+        "if rows and rows[-1].cell_len + 2 + entry.cell_len <= width:", "if rows:",
+        (f"{FIT}::test_the_compare_view_shows_the_apps_run_names_and_wraps_its_legend",)),
+    "chart-axis-labels-from-plotext": Mutation("tui.widgets.curve_chart", "CurveChart.render",
+        "if values and (self.y_from_zero is not None or flat):", "if False:",
+        (f"{FIT}::test_a_steady_machine_and_a_flat_accuracy_get_round_axis_labels",)),
     # the loss weighting over noise levels is applied twice (w^2), or min-SNR loses its cap, or attention levels are ignored
     "loss-weights-squared": Mutation("core.model.diffusion", "DiffusionObjective.forward",
         "prediction, target = prediction * root, target * root",

@@ -137,3 +137,13 @@ def poison_loss(trainer, at_step: int, factor: float) -> None:
         return loss * factor if len(calls) == at_step else loss
 
     trainer.runner.eager = poisoned
+
+
+def read_tensorboard(folder: Path):
+    """What TensorBoard shows of a folder of event files, read by its own reader (EventAccumulator):
+    every value of each kind, and a restarted run's purged steps purged."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    reader = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    reader.Reload()
+    return reader

@@ -35,6 +35,7 @@ class AppOptions:
     train_preset: str = DEFAULT_PRESET  # trainings started from the monitor (--train-preset)
     train_overrides: dict = field(default_factory=dict)  # extra TrainConfig fields (--train-epochs)
     runs_root: str = "runs"  # trainings started from the monitor go to runs_root/tui-YYYYmmdd-HHMMSS; compare lists it
+    tensorboard: str | None = None  # TensorBoard event files of those trainings: None off, "" run_dir/tb, else DIR/run name
     # Not on the command line: starting values (tests use small ones)
     sampler: str = DEFAULT_SAMPLER
     steps: int | None = None  # None: the sampler's default
@@ -47,7 +48,7 @@ class AppOptions:
                    from_png=args.from_png, data_dir=getattr(args, "data_dir", None),
                    train_preset=getattr(args, "train_preset", DEFAULT_PRESET),
                    train_overrides={"epochs": args.train_epochs} if getattr(args, "train_epochs", None) else {},
-                   runs_root=getattr(args, "runs_root", "runs"))
+                   runs_root=getattr(args, "runs_root", "runs"), tensorboard=getattr(args, "tensorboard", None))
 
 
 class FashionApp(App):

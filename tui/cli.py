@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"model for trainings started from the monitor (default {DEFAULT_PRESET}; fashion-train has every option)")
     p.add_argument("--train-epochs", type=int, default=TrainConfig.epochs,
                    help=f"epochs for trainings started from the monitor (default {TrainConfig.epochs})")
+    p.add_argument("--tensorboard", nargs="?", const="", default=None, metavar="DIR",
+                   help="trainings started from the monitor also write TensorBoard event files, into tb/ in their run "
+                        "directory, or into DIR/RUN_NAME (needs the extra: pip install -e \".[tensorboard]\")")
     sub = p.add_subparsers(dest="command", metavar="{generate,info,evaluate}")
 
     g = sub.add_parser("generate", help="write PNGs without the app")
@@ -331,6 +334,11 @@ def _run(args) -> int:
             return _fail(str(error), 2)
     if args.command is None and args.train_epochs < 1:
         return _fail(f"--train-epochs must be at least 1, not {args.train_epochs}", 2)
+    if args.command is None and args.tensorboard is not None:
+        from core.training.tensorboard import missing  # no torch
+
+        if problem := missing():
+            return _fail(problem, 2)
     try:
         handler = {"generate": cmd_generate, "info": cmd_info, "evaluate": cmd_evaluate}.get(args.command, cmd_app)
         return handler(args)

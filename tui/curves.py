@@ -136,6 +136,22 @@ def quality_curve(snapshot, settings: ChartSettings, colour: int = QUALITY, labe
     return Curve(label or settings.quality_label(), xs, ys, colour, right)
 
 
+def zero_based_ticks(farthest: float, most: int = 5) -> tuple[list[float], list[str]]:
+    """At most `most` (2 or more) round ticks from 0 to the first one at or past `farthest` (below 0
+    for a negative one), labelled with the digits they need, lowest first: 0, 0.5, 1, 1.5, 2 for
+    a steady 1.99, where plotext labels 1.9934, 1.9967, ..."""
+    if farthest < 0:
+        ticks, labels = zero_based_ticks(-farthest, most)
+        return [-t + 0.0 for t in reversed(ticks)], [f"{-t + 0.0:g}" for t in reversed(ticks)]  # + 0.0: no "-0"
+    if not (math.isfinite(farthest) and farthest > 0):
+        farthest = 1.0
+    most = max(2, most)
+    magnitude = 10 ** math.floor(math.log10(farthest / (most - 1)))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude * (most - 1) >= farthest * (1 - 1e-9))
+    ticks = [round(i * step, 10) for i in range(math.ceil(farthest / step - 1e-9) + 1)]
+    return ticks, [f"{t:g}" for t in ticks]
+
+
 def format_tick(value: float, axis: str) -> str:
     """An x tick: whole steps and images with k/M, training time as 12m or 1h05."""
     if axis == "time":

@@ -1,7 +1,7 @@
-"""The work behind the workers: the only tui module that imports torch (through core).
+"""The work behind the workers: the tui module whose top level imports torch (through core).
 
-Import it inside worker functions only, never at module level of a screen or the app:
-`import torch` alone takes seconds, and the first frame must not wait for it.
+Import it, and any core module that needs torch, inside worker functions only, never at module
+level of a screen or the app: `import torch` alone takes seconds, and the first frame must not wait for it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import torch
 from core import checkpoint
 from core.checkpoint import Generator, find_by_hash, model_search_places
 from core.sampling.recipes import export_film, export_items, request_from_recipe
-from core.images import PALETTES, palette_lut, read_metadata, read_source_image, to_uint8  # noqa: F401 (read_source_image: the screens' O)
-from core.sampling.request import SampleRequest, SampleRequestError, blend_weights  # noqa: F401 (screens catch jobs.SampleRequestError)
+from core.images import PALETTES, palette_lut, read_metadata, to_uint8
+from core.sampling.request import SampleRequest, blend_weights
 from core.sampling.samplers import SampleStep, sample_steps
 from core.sampling.steering import film_frame, final_frame
 

@@ -235,13 +235,14 @@ class GenerateState:
             raise InputError(f"{what} must be between 0 and 1, not {value:g}")
         setattr(self, name, round(value, 3))
 
-    def describe_steering(self) -> str:
-        """The steering in force, for the info line ('' without any)."""
+    def describe_steering(self, brief: bool = False) -> str:
+        """The steering in force, for the info line ('' without any); brief leaves out where the
+        variations and the edit start from (the seed row and the status line say it)."""
         parts = []
         if self.variation_seed is not None:
-            parts.append(f"vary {self.variation_strength:.2f} around seed {self.seed}")
+            parts.append(f"vary {self.variation_strength:.2f}" + ("" if brief else f" around seed {self.seed}"))
         if self.init_image is not None:
-            parts.append(f"edit {self.init_strength:.2f} from {self.init_label or 'a picture'}")
+            parts.append(f"edit {self.init_strength:.2f}" + ("" if brief else f" from {self.init_label or 'a picture'}"))
         if self.other_mix is not None:
             then = _describe(self.picked, self.shares) if self.editing_switch else _describe(*self.other_mix)
             parts.append(f"then {'(editing) ' if self.editing_switch else ''}{then} from {self.switch_at:.0%}")

@@ -37,10 +37,6 @@ class ModelConfig:
     # features joins the time embedding. False for every trained generator (and for files without the key).
     guidance_input: bool = False
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        return from_dict(cls, data)
-
 
 @dataclass
 class DiffusionConfig:
@@ -56,10 +52,6 @@ class DiffusionConfig:
     # (Karras et al. 2022: their log-normal noise levels and lambda(sigma), as weights on uniform t).
     loss_weighting: str = "uniform"
     min_snr_gamma: float = 5.0
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "DiffusionConfig":
-        return from_dict(cls, data)
 
 
 @dataclass

@@ -10,6 +10,7 @@
     run_dir/samples/epoch-XXX.png        one row per class, scaled x SAMPLE_SCALE
     run_dir/pairs/shard-XXXXX.pt         a student's distillation only: its teacher's pairs (core.training.pairs)
     run_dir/student.pt                   ... and the student as a sampling checkpoint, written as it ends
+    run_dir/tb/                          TensorBoard event files, with --tensorboard (core.training.tensorboard)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ POSTHOC = "posthoc"
 SAMPLES = "samples"
 PAIRS = "pairs"
 STUDENT_EXPORT = "student.pt"
+TENSORBOARD = "tb"  # --tensorboard's folder when it names none
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.pt$")
 SAMPLE_PATTERN = re.compile(r"^epoch-(\d+)\.png$")
 SAMPLE_SCALE = 2  # sample grids are written at 2x, so they are legible in an image viewer

@@ -124,8 +124,8 @@ def run_configs(state: dict | None, as_trained: bool, run_dir: Path, train_confi
         train_config = replace(saved, device=train_config.device)
     if state is not None:
         train_config = tracked_profiles(state, train_config)
-        model_config = ModelConfig.from_dict(state["model_config"])
-        diffusion_config = DiffusionConfig.from_dict(state["diffusion_config"])
+        model_config = config_from_dict(ModelConfig, state["model_config"])
+        diffusion_config = config_from_dict(DiffusionConfig, state["diffusion_config"])
         preset = state.get("preset", preset)
     if model_config is None or diffusion_config is None:
         if preset not in PRESETS:

@@ -4,7 +4,8 @@ Progress leaves through `on_event(TrainEvent)`; nothing here prints. It writes t
 core.training.rundir describes: run.json (state running/finished/stopped/failed), metrics.jsonl, the newest
 `keep_checkpoints` checkpoints (each with a snapshot of the post-hoc EMA profiles, core.training.posthoc_ema,
 when TrainConfig.posthoc_ema asks for them), and a sample grid per epoch (EMA weights, DDIM 25, guidance 2);
-core.training.runfiles and core.training.state hold how each file is written and read back.
+core.training.runfiles and core.training.state hold how each file is written and read back. With a
+TensorBoardLog (core.training.tensorboard), the same events also become TensorBoard event files.
 
 Under torchrun (world_size > 1, see core/training/distributed.py) every rank runs this loop on its
 own shard of each epoch with DistributedDataParallel around the objective; only rank 0 writes.
@@ -106,6 +107,7 @@ class Trainer:
         rank: int = 0,
         world_size: int = 1,
         quality=None,  # a core.evaluation.probe.QualityProbe: scores the EMA weights at each epoch's end (rank 0)
+        tensorboard=None,  # a core.training.tensorboard.TensorBoardLog: the events as TensorBoard event files (rank 0)
     ):
         self.run_dir, self.train_config = Path(run_dir), train_config
         self.on_event = on_event or (lambda event: None)
@@ -127,6 +129,9 @@ class Trainer:
         self.train_config, self.model_config, self.diffusion_config, self.preset = (
             train_config, model_config, diffusion_config, preset)
         self.setup = RunSetup(preset, model_config, diffusion_config, train_config, self.device, rank, world_size)
+        self.tensorboard = tensorboard if self.is_main else None
+        if self.tensorboard is not None:
+            self.on_event = self.tensorboard.follow(self, self.on_event)
 
         split = self._training_set(data, data_dir, download)
         if len(split) < 1:
@@ -334,6 +339,8 @@ class Trainer:
         finally:
             if loop.metrics is not None:
                 loop.metrics.close()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
 
     def _begin(self) -> _Loop:
         """run.json says running, the run directory is cut back to this step, metrics.jsonl opens, "start" goes out."""

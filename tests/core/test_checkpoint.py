@@ -146,10 +146,10 @@ def test_config_defaults_are_the_default_preset_but_for_the_loss_weighting():
     files from before it existed were trained that way, and resuming them must go on that way."""
     from dataclasses import replace
 
-    from core.model.config import DEFAULT_PRESET, DiffusionConfig, ModelConfig
+    from core.model.config import DEFAULT_PRESET, DiffusionConfig, ModelConfig, from_dict
 
     assert ModelConfig() == PRESETS[DEFAULT_PRESET].model
     assert replace(DiffusionConfig(), loss_weighting="min-snr") == PRESETS[DEFAULT_PRESET].diffusion
-    old = DiffusionConfig.from_dict({k: v for k, v in vars(PRESETS["wide"].diffusion).items() if k != "loss_weighting"})
+    old = from_dict(DiffusionConfig, {k: v for k, v in vars(PRESETS["wide"].diffusion).items() if k != "loss_weighting"})
     assert old.loss_weighting == "uniform"
     assert PRESETS["fast"].model.channels == (64, 96)  # the faster preset stays what its checkpoints say

@@ -18,7 +18,7 @@ from PIL import Image
 from core.checkpoint import DEFAULT_MODEL_NAME, default_checkpoint, load_generator
 from core.classes import CLASS_NAMES
 from core.evaluation.classifier import default_classifier_path, load_classifier, predict
-from core.images import read_metadata
+from core.images import pixel_levels, read_metadata
 
 REPO = Path(__file__).resolve().parents[2]
 BOOT = CLASS_NAMES.index("Ankle boot")
@@ -51,8 +51,7 @@ def test_generate_boots_from_anywhere_without_data(tmp_path):
     recipe = read_metadata(items[0])
     assert recipe["checkpoint_hash"] == load_generator(default_checkpoint()).hash
 
-    pixels = torch.stack([torch.tensor(list(Image.open(p).convert("L").getdata()), dtype=torch.float32).view(1, 28, 28)
-                          for p in items])
+    pixels = torch.stack([pixel_levels(Image.open(p).convert("L")).float().view(1, 28, 28) for p in items])
     predicted = predict(load_classifier(), pixels / 127.5 - 1.0)
     assert int((predicted == BOOT).sum()) >= 7, [CLASS_NAMES[i] for i in predicted.tolist()]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,17 @@ def test_app_training_flags_reach_the_monitor():
     assert options.train_preset == "fast" and options.train_overrides == {"epochs": 3}
     defaults = AppOptions.from_args(build_parser().parse_args([]))
     assert defaults.train_preset == DEFAULT_PRESET == "wide-snr" and defaults.train_overrides == {"epochs": 10}
+    assert defaults.tensorboard is None
+    assert AppOptions.from_args(build_parser().parse_args(["--tensorboard"])).tensorboard == ""  # tb/ in each run
+    assert AppOptions.from_args(build_parser().parse_args(["--tensorboard", "logs"])).tensorboard == "logs"
+
+
+def test_app_tensorboard_without_the_package_is_refused_before_the_app_starts(monkeypatch, capsys):
+    from core.training.tensorboard import EXTRA
+    from tui.cli import main
+
+    for name in ("tensorboard", "torch.utils.tensorboard"):
+        monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError, as when it is not installed
+    assert main(["--tensorboard"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fashion-tui: error: --tensorboard needs") and EXTRA in err and err.count("\n") == 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import signal
 
 import pytest
 import torch
@@ -26,21 +25,6 @@ from support import poison_loss
 def config(**overrides) -> TrainConfig:
     base = dict(epochs=1, batch_size=16, checkpoint_every=3, log_every=1, sample_grid_per_class=0, seed=0, warmup_steps=2)
     return TrainConfig(**(base | overrides))
-
-
-@pytest.fixture
-def train_main(monkeypatch, capsys):
-    """train_cli.main(argv) -> (exit code, stderr), in this process."""
-    import train_cli
-
-    monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's own Ctrl-C handling
-    monkeypatch.setenv("COLUMNS", "10000")
-
-    def run(*argv) -> tuple[int, str]:
-        code = train_cli.main([str(a) for a in argv])
-        return code, capsys.readouterr().err
-
-    return run
 
 
 def cli_args(data, run, *extra):

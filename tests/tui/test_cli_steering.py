@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from core.images import read_metadata, read_source_image, to_uint8
+from core.images import pixel_levels, read_metadata, read_source_image, to_uint8
 from core.sampling.recipes import request_from_recipe
 from core.sampling.request import SampleRequest
 from core.sampling.samplers import sample
@@ -15,7 +15,7 @@ SNEAKER, BOOT, BAG = ([1.0 if c == k else 0.0 for c in range(10)] for k in (7, 9
 
 
 def exported(path) -> torch.Tensor:
-    return torch.tensor(list(Image.open(path).convert("L").getdata()), dtype=torch.uint8).reshape(28, 28)
+    return pixel_levels(Image.open(path).convert("L"))  # (28, 28)
 
 
 def test_generate_edits_varies_and_switches_and_the_pngs_reproduce_the_pixels(trained, trained_checkpoint, tmp_path, capsys):

@@ -16,7 +16,7 @@ from rich.color import Color
 
 from core.checkpoint import file_hash
 from core.sampling.recipes import recipe
-from core.images import palette_lut, read_metadata, save_png, to_uint8
+from core.images import palette_lut, pixel_levels, read_metadata, save_png, to_uint8
 from core.sampling.request import SampleRequest
 from core.sampling.samplers import sample
 from tui.pixels import HALF_BLOCK
@@ -199,7 +199,7 @@ async def test_export_then_reproduce_the_same_pixels_from_the_png(make_app, tmp_
         assert (screen.state.seed, screen.state.items, screen.state.picked) == (first.request.seed, 6, [2])
         from PIL import Image
 
-        exported = torch.tensor(list(Image.open(item_png).convert("L").getdata()), dtype=torch.uint8).reshape(224, 224)
+        exported = pixel_levels(Image.open(item_png).convert("L"))  # (224, 224)
         assert torch.equal(exported[::8, ::8], to_uint8(screen.result.images[2, 0]))
 
 
@@ -408,7 +408,7 @@ async def test_n_N_minus_home_and_end_reach_the_request_the_pixels_and_the_expor
         await helpers.wait_until(pilot, lambda: "exported" in helpers.status_text(app), what="the export")
     item_png = next(p for p in (tmp_path / "exports").glob("*.png") if not p.name.startswith("grid_"))
     assert read_metadata(item_png)["index"] == 1 and read_metadata(item_png)["n"] == 2
-    exported = torch.tensor(list(Image.open(item_png).convert("L").getdata()), dtype=torch.uint8).reshape(224, 224)
+    exported = pixel_levels(Image.open(item_png).convert("L"))  # (224, 224)
     assert torch.equal(exported[::8, ::8], to_uint8(expected[1, 0]))
 
 

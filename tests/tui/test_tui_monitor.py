@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 from core.classes import SHORT_NAMES
-from support import make_fake_dataset
+from core.training.tensorboard import EXTRA
+from support import make_fake_dataset, read_tensorboard
 from tui.pixels import ITEM_SIZE
 from tui.runwatch import SampleGrid
 from tui.screens.monitor import sample_layout
@@ -106,6 +108,32 @@ async def test_train_pause_stop_then_generate_with_the_result(make_app, tmp_path
         await helpers.wait_until(pilot, lambda: app.current_mode == "generate", what="the switch")
         await helpers.model_ready(pilot)
         assert app.screen.generator.path.parent == runs[0] / "checkpoints"
+
+
+async def test_t_with_tensorboard_writes_the_runs_event_files(make_app, fake_data_dir, tmp_path, helpers):
+    app = make_app(data_dir=str(fake_data_dir), tensorboard=str(tmp_path / "tb"))  # fashion-tui --tensorboard DIR
+    app.options.train_overrides.update(epochs=1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("m", "t")
+        await helpers.wait_until(pilot, lambda: "training finished" in helpers.status_text(app), timeout=60,
+                                 what="the end of the run")
+    run = next((tmp_path / "runs").glob("tui-*"))
+    reader = read_tensorboard(tmp_path / "tb" / run.name)  # DIR/RUN_NAME: one folder for all the app's runs
+    assert [e.step for e in reader.Scalars("train/loss")] == [1, 2, 3, 4]
+    assert [e.step for e in reader.Scalars("quality/accuracy")] == [4] and [i.step for i in reader.Images("samples")] == [4]
+    assert not (run / "tb").exists()
+
+
+async def test_t_with_tensorboard_but_without_the_package_is_one_line_and_writes_nothing(make_app, fake_data_dir,
+                                                                                       tmp_path, helpers, monkeypatch):
+    for name in ("tensorboard", "torch.utils.tensorboard"):
+        monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError, as when it is not installed
+    app = make_app(data_dir=str(fake_data_dir), tensorboard="")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("m", "t")
+        await helpers.wait_until(pilot, lambda: "training failed" in helpers.status_text(app), what="the refusal")
+        assert EXTRA in helpers.status_text(app) and app.screen.trainer is None
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
 async def test_every_figure_of_a_long_run_is_on_screen_at_80x24(make_app, tmp_path, helpers):

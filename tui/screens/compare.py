@@ -119,7 +119,7 @@ class CompareScreen(ChartKeys, Screen):
     def _prompt(self, run: Path) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
         picked = run in self.picked
-        text.append("━━ " if picked else "   ", style=f"color({self.colours[run]})" if picked else "")
+        text.append("━ " if picked else "  ", style=f"color({self.colours[run]})" if picked else "")
         text.append(run.name if run.parent == self.root else str(run), style="bold" if run == self.pinned else "")
         return text
 

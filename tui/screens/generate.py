@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -50,17 +51,21 @@ PREVIEW_SHARE = 0.1  # the most of a run's time that painting previews may take
 PAINT_TIMEOUT = 0.25  # seconds the sampler waits for a paint at most (a screen out of view never paints)
 STEP_YIELD = 0.001  # seconds the sampler sleeps between steps, so the UI thread gets the GIL
 START_YIELD = 0.02  # seconds a new run waits before its first step (counted in the time it reports)
+INFO_ROWS = 2  # the info line's max-height in app.tcss
 
 
 class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
     AUTO_FOCUS = "#controls"
     BINDINGS = [
         Binding("g,enter", "generate", "Generate", tooltip="denoise items from the picked classes, step by step"),
-        Binding("escape", "cancel", "Cancel", tooltip="stop the generation (or leave the zoom)"),
+        # The footer shows only what fits beside the app's keys at 80 columns; the status line offers z
+        # and b when they apply, and ? lists every key.
+        Binding("escape", "cancel", "Cancel", tooltip="stop the generation"),
+        Binding("escape", "leave_zoom", "Back", tooltip="leave the zoomed item or its film"),
         Binding("e", "export", "Export", tooltip="write the grid and the selected item as 8x PNGs carrying their recipe"),
-        Binding("b", "blend", "Blend", tooltip="with two classes picked: a strip from 100% of the first to 100% "
-                                                "of the second, all from one seed"),
-        Binding("z", "zoom", "Zoom", tooltip="the selected item alone, as large as fits (1.5x at 80x24)"),
+        Binding("b", "blend", "Blend", show=False, tooltip="with two classes picked: a strip from 100% of the first "
+                                                           "to 100% of the second, all from one seed"),
+        Binding("z", "zoom", "Zoom", show=False, tooltip="the selected item alone, as large as fits (1.5x at 80x24)"),
         Binding("p", "palette", "Palette", show=False, tooltip="next palette: grey, inverted, magma, viridis, ice"),
         Binding("left_square_bracket", "guidance(-1)", "Guidance -0.5", show=False, tooltip="0 = no guidance"),
         Binding("right_square_bracket", "guidance(1)", "Guidance +0.5", show=False, tooltip="up to 20"),
@@ -116,6 +121,7 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
         self.sampling_generator = None
         self.live = False  # every change generates at once
         self.blend_pair: tuple[int, int] | None = None  # the strip live mode re-renders after b
+        self.info_width = 0  # the info line's width when last laid out
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="generate-body", classes="layout"):
@@ -211,19 +217,29 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
             self.say(f"cannot load the model: {message.error} (c opens another checkpoint)", "error")
 
     def _update_info(self) -> None:
+        """The model, the mix and the steering in at most INFO_ROWS rows: the model's step and device,
+        where the steering starts from, then the model's name are left out until it fits."""
+        model = name = "no model loaded (c opens a checkpoint)"
         if self.model_loading:
             shown = self.model_loading if self.model_loading == SHIPPED_MODEL else Path(self.model_loading).name
-            model = f"loading model… {shown}"
+            model = name = f"loading model… {shown}"
         elif self.generator is not None:
             info = self.generator.info
             name = self.generator.path.name if self.generator.path else "model"
             device = next(self.generator.denoiser.parameters()).device
             model = f"{name} (step {info.get('step', '?')}, {device} {self.precision})"
-        else:
-            model = "no model loaded (c opens a checkpoint)"
-        mix = f" ({self.state.mix})" if len(self.state.picked) > 1 else ""
-        steering = self.state.describe_steering()
-        self.query_one("#info", Static).update(f"{model} · {self.state.describe_first()}{mix}" + (f" · {steering}" if steering else ""))
+        mix = self.state.describe_first() + (f" ({self.state.mix})" if len(self.state.picked) > 1 else "")
+        steering, brief = self.state.describe_steering(), self.state.describe_steering(brief=True)
+        forms = [" · ".join(filter(None, parts)) for parts in ((model, mix, steering), (name, mix, steering),
+                                                                 (name, mix, brief), (mix, brief))]
+        line = self.query_one("#info", Static)
+        self.info_width = line.content_size.width or self.info_width  # 0 while hidden (zoomed) or not laid out
+        fitting = (text for text in forms if not self.info_width
+                   or len(Text(text).wrap(self.app.console, self.info_width)) <= INFO_ROWS)
+        line.update(next(fitting, forms[-1]))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._update_info)  # once the info line has its new width
 
     # ------------------------------------------------------------ controls
     @on(ClassControls.Changed)
@@ -256,15 +272,18 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
         if action == "live":
             return parameters[0] != self.live  # one of the two v bindings: the footer shows the state
         if action == "cancel":
-            zoomed = bool(self.query(ItemGrid)) and self.grid.zoomed
-            return self.sampling is not None or zoomed
+            return self.sampling is not None
+        if action == "leave_zoom":  # Esc stops a run first, then leaves the zoom
+            return self.sampling is None and bool(self.query(ItemGrid)) and self.grid.zoomed
         return True
 
     def action_cancel(self) -> None:
         if self.sampling is not None:
             self.sampling.cancel()
             self.say("cancelling…")
-        elif self.grid.zoomed:
+
+    def action_leave_zoom(self) -> None:
+        if self.grid.zoomed:
             self.action_zoom()
 
     # ------------------------------------------------------------ generation

@@ -303,10 +303,16 @@ class MonitorScreen(MonitorViews, Screen):
 
             lower_thread_priority()  # keys must still repaint quickly while it trains
 
+            tensorboard = None
+            if options.tensorboard is not None:  # before the trainer: without the package nothing is written
+                from core.training.tensorboard import TensorBoardLog
+
+                tensorboard = TensorBoardLog(Path(options.tensorboard) / run_dir.name if options.tensorboard else None)
             # a resumed run keeps its own epochs, batch, learning rate and EMA; only the device is this app's
             config = TrainConfig(device=options.device, **({} if resume else options.train_overrides))
             trainer = Trainer(run_dir, config, data_dir=options.data_dir, resume=resume, as_trained=resume,
-                              on_event=on_event, preset=options.train_preset, quality=QualityProbe(options.data_dir))
+                              on_event=on_event, preset=options.train_preset, quality=QualityProbe(options.data_dir),
+                              tensorboard=tensorboard)
             if worker.is_cancelled:
                 return
             if trainer.step >= trainer.total_steps:

@@ -97,13 +97,15 @@ class MonitorViews(ChartKeys):
         if self.history:
             now, nan = self.history[-1].time, float("nan")
             xs = tuple((r.time - now) / 60 for r in self.history)
-            curves = [Curve("machine cores busy", xs, tuple(r.machine_cpu * r.cores / 100 if r.machine_cpu is not None
-                                                            else nan for r in self.history), CPU),
+            curves = [Curve("machine cores", xs, tuple(r.machine_cpu * r.cores / 100 if r.machine_cpu is not None
+                                                       else nan for r in self.history), CPU),
                       Curve("trainer cores", xs, tuple(r.trainer_cpu / 100 if r.trainer_cpu is not None else nan
                                                        for r in self.history), QUALITY),
                       Curve("trainer GB", xs, tuple(r.trainer_rss / GIB if r.trainer_rss else nan
                                                     for r in self.history), RATE, right=True)]
-            self.query_one("#machine-chart", CurveChart).show(curves, False, "time", "x: minutes before now")
+            # cores from 0 to the machine's count, memory from 0: round ticks, however steady the load
+            self.query_one("#machine-chart", CurveChart).show(curves, False, "time", "x: time before now",
+                                                              y_from_zero=(self.history[-1].cores, 0.0))
 
     def on_machine_update(self, message: MachineUpdate) -> None:  # a mixin: Textual finds on_* handlers, not @on
         self.reading, self.history = message.reading, message.history

@@ -68,10 +68,12 @@ class SteeringKeys:
 
     @work(thread=True, group="source", exit_on_error=False)
     def _read_source(self, path: str) -> None:
+        from core.images import read_source_image
+
         from .. import jobs
 
         try:
-            pixels, how = jobs.read_source_image(path)
+            pixels, how = read_source_image(path)
         except Exception as error:  # ValueError: one line naming the file
             self.post_message(SteeringFailed("edit", jobs.one_line(error)))
             return

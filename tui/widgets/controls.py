@@ -157,7 +157,8 @@ class ClassControls(Widget, can_focus=True):
             "edit": f"{state.init_strength:.2f}" if state.init_image is not None else "off",
             "switch": (f"{state.switch_at:.2f}" + (" ✎" if state.editing_switch else "")) if state.other_mix is not None else "off",
         }
-        return f"{name:<9}" + self._typed_or(here, values[name], 11)
+        value = self._typed_or(here, values[name], 11)
+        return f"{name:<9}{value}" if len(value) <= 11 else f"{name} {value}"  # a 10-digit seed: the name's padding gives way
 
     # ------------------------------------------------------------ keys
     def on_focus(self) -> None:

@@ -117,7 +117,7 @@ class ItemGrid(PixelCanvas, can_focus=True):
             size = round(ITEM_SIZE * scale)  # whole pixels: a half-step scale repeats every other pixel
             tile = Tile(0, 1, size, size, resample_nearest(self.item_pixels(self.selected), ITEM_SIZE, ITEM_SIZE, size, size))
             caption = f"{self.selected + 1}/{self.count} {self._caption(self.selected)} · zoom {scale:g}x · ←→ item · z back"
-            return [tile], [Label(0, 0, tile.columns, caption, SELECTED)]
+            return [tile], [Label(0, 0, max(tile.columns, self._usable_width()), caption, SELECTED)]  # 1x: wider than the item
         size, gap, pitch = (DENSE, 1, DENSE_PITCH) if self.dense else (ITEM_SIZE, GAP, ROW_PITCH)
         if self.dense and self._usable_width() // size > (self._usable_width() + gap) // (size + gap):
             gap = 0  # four to a row at 80x24, where a gap would leave three

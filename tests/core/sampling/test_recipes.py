@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.images import read_metadata, to_uint8
+from core.images import pixel_levels, read_metadata, to_uint8
 from core.sampling.limits import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from core.sampling.recipes import export_items, recipe, request_from_recipe
 from core.sampling.request import SampleRequest, blend_weights
@@ -82,5 +82,5 @@ def test_an_exported_strip_and_its_item_reproduce_their_pixels(trained, tmp_path
         again, index = request_from_recipe(read_metadata(path))
         pixels = sample(trained, again)
         assert torch.equal(pixels if index is None else pixels[index:index + 1], want), path.name
-    exported = torch.tensor(list(Image.open(item).convert("L").getdata()), dtype=torch.uint8).reshape(28, 28)
+    exported = pixel_levels(Image.open(item).convert("L"))  # (28, 28)
     assert torch.equal(exported, to_uint8(images[2, 0]))

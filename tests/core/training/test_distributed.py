@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from support import REPO, make_fake_dataset
+from support import REPO, make_fake_dataset, read_tensorboard
 from core.training import distributed
 from core.checkpoint import read_checkpoint
 from core.model.config import PRESETS, DiffusionConfig, TrainConfig
@@ -69,10 +69,10 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory, data_dir):
-    """One epoch with 2 processes; every rank dumps its final weights."""
+    """One epoch with 2 processes, with TensorBoard event files; every rank dumps its final weights."""
     root = tmp_path_factory.mktemp("two")
     result = run(torchrun("train_cli.py", *TRAIN_ARGS, "--epochs", "1", "--data-dir", str(data_dir),
-                          "--run-dir", str(root / "run")), FASHION_TUI_DUMP_WEIGHTS_DIR=str(root / "dump"))
+                          "--run-dir", str(root / "run"), "--tensorboard"), FASHION_TUI_DUMP_WEIGHTS_DIR=str(root / "dump"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return root, result
 
@@ -94,6 +94,8 @@ def test_two_processes_train_in_step_and_only_rank0_writes(two_process_run):
     state = read_checkpoint(list_checkpoints(run_dir)[-1])
     assert state["world_size"] == 2 and state["epoch"] == 1 and state["images_into_epoch"] == 0
     assert [p.name for p in (run_dir / "samples").iterdir()] == ["epoch-001.png"]
+    assert len(list((run_dir / "tb").iterdir())) == 1  # rank 0's event file alone
+    assert [e.step for e in read_tensorboard(run_dir / "tb").Scalars("train/loss")] == list(range(1, 9))
     output = result.stdout + result.stderr
     assert "global batch 32 = 16 x 2 process(es)" in output
     assert output.count("finished at step 8") == 1  # rank 0 alone reports

@@ -52,6 +52,24 @@ def test_a_record_per_epoch_from_the_evaluators_items(tmp_path, fake_data_dir):
     assert (predicted == torch.arange(10).repeat_interleave(2)).double().mean().item() == again["accuracy"]
 
 
+def test_the_probes_accuracy_is_the_evaluators_on_the_same_items(trained, fake_data_dir):
+    # the test model draws each class apart (its accuracy differs from class to class), so scores
+    # compared against the wrong classes read differently; an untrained model's items read the same
+    from dataclasses import replace
+
+    from core.evaluation.cli import evaluate_checkpoint
+
+    generator, device = replace(trained, guide=None), torch.device("cpu")
+    probe = QualityProbe(fake_data_dir, per_class=5)
+    assert probe.prepare(device) is None
+    scores = probe.score(generator, device)
+    evaluated = evaluate_checkpoint(generator, probe.classifier, fake_data_dir, 5, scores["guidance"], scores["sampler"],
+                                    None, seed=0, floor=1.0, precision=scores["precision"])  # `fashion-tui evaluate --seed 0`
+    assert scores["accuracy"] == evaluated["accuracy"] and 0 < scores["accuracy"] < 1
+    assert scores["per_class_accuracy"] == evaluated["per_class_accuracy"]
+    assert len(set(scores["per_class_accuracy"])) > 2
+
+
 def probe_generator(trainer):
     from core.checkpoint import Generator
 
