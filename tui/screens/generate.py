@@ -23,7 +23,10 @@ from core.classes import MIX_METHODS
 
 from ..messages import ModelFailed, ModelLoaded, PalettesLoaded, SampleDone, SampleProgress, SampleStopped
 from ..pixels import GREY_PALETTE
-from core.sampling.limits import AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, describe_interval
+from core.sampling.limits import (
+    AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, STUDENT, STUDENT_STEPS,
+    describe_interval,
+)
 from ..state import GenerateState, InputError, item_captions
 from ..widgets.controls import ClassControls
 from ..widgets.item_grid import ItemGrid
@@ -74,7 +77,10 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
                 tooltip="how picked classes combine: " + ", ".join(MIX_METHODS) + " (compose: crisp; average: the original, faint at 50/50)"),
         Binding("s", "sampler", "Sampler", show=False,
                 tooltip=f"sampler: DPM-Solver++ (deterministic, {DEFAULT_STEPS['dpm']} steps), DDIM (deterministic, "
-                        f"{DEFAULT_STEPS['ddim']}) or DDPM (fresh noise each step, {DEFAULT_STEPS['ddpm']})"),
+                        f"{DEFAULT_STEPS['ddim']}), DDPM (fresh noise each step, {DEFAULT_STEPS['ddpm']}) and, where a "
+                        f"student is loaded (NAME-student.pt), the student ({STUDENT_STEPS[0]}-{STUDENT_STEPS[1]} steps, "
+                        f"default {DEFAULT_STEPS[STUDENT]}, one call per item each; guidance folded in, so a, i and x "
+                        "stay with the teacher's samplers)"),
         Binding("v", "live(True)", "Live: off", tooltip="live: every change of a share or setting generates at once"),
         Binding("v", "live(False)", "Live: ON", tooltip="live: every change generates at once (v turns it off)"),
         Binding("r", "reroll", "Re-roll seed", show=False, tooltip="a new random seed (item i uses seed + i)"),
@@ -192,6 +198,8 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
     def model_loaded(self, message: ModelLoaded) -> None:
         self.generator, self.model_loading, self.model_error = message.generator, None, None
         self.precision = message.precision
+        self.state.student_loaded = message.generator.student is not None
+        self.controls.refresh()
         self._update_info()
         if not self.query_one(StatusLine).showing_problem():  # e.g. a bad --from-png: keep that in view
             precision = message.precision_reason if message.precision_reason != "asked for" else message.precision
@@ -215,10 +223,11 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
             shown = self.model_loading if self.model_loading == SHIPPED_MODEL else Path(self.model_loading).name
             model = f"loading model… {shown}"
         elif self.generator is not None:
-            info = self.generator.info
-            name = self.generator.path.name if self.generator.path else "model"
+            drawing = self.generator.student if self.state.sampler == STUDENT and self.generator.student else self.generator
+            name = drawing.path.name if drawing.path else "model"
             device = next(self.generator.denoiser.parameters()).device
-            model = f"{name} (step {info.get('step', '?')}, {device} {self.precision})"
+            what = f"{self.state.steps} calls/item" if drawing is not self.generator else f"step {drawing.info.get('step', '?')}"
+            model = f"{name} ({what}, {device} {self.precision})"
         else:
             model = "no model loaded (c opens a checkpoint)"
         mix = f" ({self.state.mix})" if len(self.state.picked) > 1 else ""
@@ -292,21 +301,23 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
             else:
                 self.say(f"no model loaded: {self.model_error or 'open one with c'}", "error")
             return
-        from core.sampling.request import SampleRequestError  # torch: loaded with the model already
+        from core.sampling.request import SampleRequestError, check_guide, check_student  # torch: loaded with the model
 
         from .. import jobs
 
-        if request is None:
-            try:
+        try:
+            if request is None:
                 fields = self.state.request_fields()  # checked before anything changes
                 if not self.state.seed_locked and not live:
                     self.state.reroll_seed()  # the seed, or the variation seed while varying
                     fields = self.state.request_fields()
                     self.controls.refresh()
                 request = jobs.build_request({**fields, "precision": self.precision}, blend)
-            except (InputError, SampleRequestError) as error:
-                self.say(str(error), "warning" if not live else "info")
-                return
+            check_student(self.generator, request.sampler)  # the models a request needs, before any run starts
+            check_guide(self.generator, request.autoguidance)
+        except (InputError, SampleRequestError) as error:
+            self.say(str(error), "warning" if not live else "info")
+            return
         if self.sampling is not None:
             self.sampling.cancel()
         if self.grid.film is not None:  # the film was of the items this run replaces
