@@ -26,8 +26,7 @@ ITEM_PRESETS = (1, 2, 4, 8, 16, 32, MAX_ITEMS)  # n / N step through these
 # it learned its teacher's guidance in the default interval, composed mixes, and no guide model.
 STUDENT_REFUSES = {
     "autoguidance": "the student folds guidance in; autoguidance needs a teacher sampler (s)",
-    "interval": f"the student learned its interval ({describe_interval(DEFAULT_GUIDANCE_INTERVAL)}); "
-                "i needs a teacher sampler (s)",
+    "interval": f"the student learned {describe_interval(DEFAULT_GUIDANCE_INTERVAL)} only; i needs a teacher sampler (s)",
     "mix": "the student always composes; other mixes need a teacher sampler (s)",
 }
 

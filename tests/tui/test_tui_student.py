@@ -63,11 +63,12 @@ async def test_s_reaches_the_student_only_where_one_is_loaded(make_app, student_
         await pilot.press(*TO_STUDENT)
         assert (state.sampler, state.steps, state.guidance) == (STUDENT, DEFAULT_STEPS[STUDENT], 1.75)
         assert "STUDENT" in row(helpers, app, "sampler") and row(helpers, app, "steps").split()[-1] == "2"
-        assert "test-model-student.pt (2 calls/item" in str(app.screen.query_one("#info").render())
-        assert "student: 2 steps, 1 call per item each" in helpers.status_text(app)
+        assert "test-model.pt (student, cpu fp32)" in str(app.screen.query_one("#info").render())
+        assert helpers.status_text(app) == "student: 2 calls/item · s: back to the teacher"
         await move_to(pilot, ("setting", "steps"))
         await pilot.press("right", "right", "right")  # the steps row stops at the student's most
-        assert state.steps == STUDENT_STEPS[1] and "1 call per item each" in helpers.screen_text(app)
+        assert state.steps == STUDENT_STEPS[1]
+        assert any(line.startswith(" 1 call per item each") for line in helpers.screen_text(app).splitlines())  # the hint
         await pilot.press("5", "enter")
         assert "steps must be 1-4 for the student" in helpers.status_text(app) and state.steps == 4
         await pilot.press("s")  # back to the teacher: DPM-Solver++ at its own defaults
@@ -85,6 +86,7 @@ async def test_the_keys_the_student_refuses_say_why_in_one_line_and_change_nothi
         await pilot.press(*TO_STUDENT)
         state = screen.state
         assert (state.mix, state.guidance_interval) == ("compose", (21, 400))  # set aside for the teacher
+        assert helpers.status_text(app) == "student: 2 calls/item · interval, mix back with s"
         asked = state.request_fields()
         for key, what in (("a", "autoguidance"), ("i", "interval"), ("x", "mix")):
             await pilot.press(key)
@@ -100,6 +102,7 @@ async def test_the_keys_the_student_refuses_say_why_in_one_line_and_change_nothi
         assert state.guidance == 4.0
         await pilot.press("s")  # the teacher's mix and interval come back with its sampler
         assert (state.sampler, state.mix, state.guidance_interval) == ("dpm", *teacher)
+        assert helpers.status_text(app) == "DPM: the teacher's interval, mix back"
 
 
 async def test_guidance_and_shares_change_the_students_items_live(student_app, with_student, helpers):
@@ -203,9 +206,8 @@ async def test_a_student_recipe_comes_back_from_its_png_and_s_leaves_it(student_
     again = student_app(checkpoint=str(alone), from_png=str(grid_png))
     async with again.run_test(size=(80, 24)) as pilot:
         screen = again.screen
-        await helpers.wait_until(pilot, lambda: "drawn by the student" in helpers.status_text(again), what="the line")
-        line = helpers.status_text(again)
-        assert "test-model-student.pt" in line and "beside test-model.pt" in line and "\n" not in line
+        await helpers.wait_until(pilot, lambda: "student's recipe" in helpers.status_text(again), what="the line")
+        assert helpers.status_text(again) == "a student's recipe: put test-model-student.pt beside test-model.pt"
         assert screen.result is None and screen.sampling is None and screen.state.sampler == STUDENT
         await pilot.press("s")  # no student loaded: s steps on to the teacher without an error
         assert (screen.state.sampler, screen.state.steps) == ("dpm", DEFAULT_STEPS["dpm"])

@@ -24,8 +24,8 @@ from core.classes import MIX_METHODS
 from ..messages import ModelFailed, ModelLoaded, PalettesLoaded, SampleDone, SampleProgress, SampleStopped
 from ..pixels import GREY_PALETTE
 from core.sampling.limits import (
-    AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, STUDENT, STUDENT_STEPS,
-    describe_interval,
+    AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, GUIDANCE_RANGE, STUDENT,
+    STUDENT_GUIDANCE_RANGE, STUDENT_STEPS, describe_interval,
 )
 from ..state import GenerateState, InputError, item_captions
 from ..widgets.controls import ClassControls
@@ -66,7 +66,8 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
         Binding("z", "zoom", "Zoom", tooltip="the selected item alone, as large as fits (1.5x at 80x24)"),
         Binding("p", "palette", "Palette", show=False, tooltip="next palette: grey, inverted, magma, viridis, ice"),
         Binding("left_square_bracket", "guidance(-1)", "Guidance -0.5", show=False, tooltip="0 = no guidance"),
-        Binding("right_square_bracket", "guidance(1)", "Guidance +0.5", show=False, tooltip="up to 20"),
+        Binding("right_square_bracket", "guidance(1)", "Guidance +0.5", show=False,
+                tooltip=f"up to {GUIDANCE_RANGE[1]:g} ({STUDENT_GUIDANCE_RANGE[1]:g} with the student)"),
         Binding("i", "guidance_scope", "Guidance interval", show=False,
                 tooltip=f"guide only steps {describe_interval(DEFAULT_GUIDANCE_INTERVAL)} (default: varied items) "
                         "or every step (classic CFG: closer to prototypes)"),
@@ -223,11 +224,11 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
             shown = self.model_loading if self.model_loading == SHIPPED_MODEL else Path(self.model_loading).name
             model = f"loading model… {shown}"
         elif self.generator is not None:
-            drawing = self.generator.student if self.state.sampler == STUDENT and self.generator.student else self.generator
-            name = drawing.path.name if drawing.path else "model"
+            name = self.generator.path.name if self.generator.path else "model"
             device = next(self.generator.denoiser.parameters()).device
-            what = f"{self.state.steps} calls/item" if drawing is not self.generator else f"step {drawing.info.get('step', '?')}"
-            model = f"{name} ({what}, {device} {self.precision})"
+            # who draws: the model at its training step, or its student (whose calls the steps row's hint gives)
+            drawn = "student" if self.state.sampler == STUDENT and self.generator.student else f"step {self.generator.info.get('step', '?')}"
+            model = f"{name} ({drawn}, {device} {self.precision})"
         else:
             model = "no model loaded (c opens a checkpoint)"
         mix = f" ({self.state.mix})" if len(self.state.picked) > 1 else ""

@@ -140,9 +140,10 @@ class ExportsAndRecipes:
             here, wanted = getattr(self.generator, role), recipe.get(f"{role}_hash")
             named = f"{recipe.get(role) or 'its ' + role} ({wanted})"
             if used and here is None and role == "student":
-                model = self.generator.path or Path("NAME.pt")
-                self.say(f"the recipe was drawn by the student {named}: put it beside {model.name} as "
-                         f"{model.stem}-student.pt (s picks a teacher sampler)", "error")
+                from core.checkpoint import student_path_for  # torch: loaded with the model already
+
+                model = self.generator.path or Path("NAME.pt")  # where open_generator looks (its hash: fashion-tui info)
+                self.say(f"a student's recipe: put {student_path_for(model).name} beside {model.name}", "error")
                 return False
             if used and here is not None and here.hash != wanted:
                 self.say(f"the recipe was {what} {named}, this model's {role} is {here.hash}: pixels will differ", "warning")

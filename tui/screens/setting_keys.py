@@ -17,11 +17,10 @@ from ..state import GUIDANCE_STEP, InputError
 PALETTE_NAMES = ("grey", "inverted", "magma", "viridis", "ice")  # core.images.PALETTES, checked by a test
 
 
-def off_the_student(autoguidance: float, interval, mix: str) -> list[str]:
-    """The teacher's settings the student refuses, where they are not what it learned: ['mix average']."""
-    return [part for part, off in ((f"autoguidance {autoguidance:g}", autoguidance),
-                                   (f"guidance at {describe_interval(interval)}", interval != DEFAULT_GUIDANCE_INTERVAL),
-                                   (f"mix {mix}", mix != DEFAULT_MIX)) if off]
+def off_the_student(autoguidance: float, interval, mix: str) -> str:
+    """The teacher's settings the student refuses, where they are not what it learned: 'autoguidance, mix'."""
+    return ", ".join(name for name, off in (("autoguidance", autoguidance), ("interval", interval != DEFAULT_GUIDANCE_INTERVAL),
+                                            ("mix", mix != DEFAULT_MIX)) if off)
 
 
 class SettingKeys:
@@ -76,12 +75,11 @@ class SettingKeys:
         state.toggle_sampler()
         self._after_setting("sampler")
         if state.sampler == STUDENT:
-            held = f" · g {guidance:g} held to {state.guidance:g}, what it learned" if guidance > state.guidance_range()[1] else ""
+            held = f" · g held to {state.guidance:g}" if guidance > state.guidance_range()[1] else ""
             kept = off_the_student(*state.teacher_settings)
-            self.say(f"student: {state.steps} steps, 1 call per item each" + held
-                     + (f" · kept for the teacher: {', '.join(kept)}" if kept else " · s: back to the teacher"))
+            self.say(f"student: {state.steps} calls/item{held} · " + (f"{kept} back with s" if kept else "s: back to the teacher"))
         elif leaving == STUDENT and (back := off_the_student(state.autoguidance, state.guidance_interval, state.mix)):
-            self.say(f"{state.sampler.upper()} with the teacher's {', '.join(back)} again")
+            self.say(f"{state.sampler.upper()}: the teacher's {back} back")
 
     def action_reroll(self) -> None:
         self.state.reroll_seed()
