@@ -40,6 +40,14 @@ def row(helpers, app, name: str) -> str:
     return next(line for line in helpers.screen_text(app).splitlines() if line.lstrip(" ▸›").startswith(name))
 
 
+async def students_first_items(pilot, helpers):
+    """The model loaded, the student reached with s and its first items drawn: the screen."""
+    await helpers.model_ready(pilot)
+    await pilot.press(*TO_STUDENT)
+    await generate(pilot, helpers, "g")
+    return pilot.app.screen
+
+
 @pytest.fixture
 def student_app(make_app, student_checkpoint):
     return lambda **options: make_app(**({"checkpoint": str(student_checkpoint), "precision": "fp32"} | options))
@@ -108,10 +116,7 @@ async def test_the_keys_the_student_refuses_say_why_in_one_line_and_change_nothi
 async def test_guidance_and_shares_change_the_students_items_live(student_app, with_student, helpers):
     app = student_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await helpers.model_ready(pilot)
-        screen = app.screen
-        await pilot.press(*TO_STUDENT)
-        await generate(pilot, helpers, "g")
+        screen = await students_first_items(pilot, helpers)
         assert screen.grid.pixels == pixels_of(sample(with_student, student_request()))
         await pilot.press("v")  # live
         await generate(pilot, helpers, "right_square_bracket")
@@ -128,10 +133,7 @@ async def test_guidance_and_shares_change_the_students_items_live(student_app, w
 async def test_variations_edits_switches_film_dense_and_blend_go_through_the_student(student_app, with_student, helpers):
     app = student_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await helpers.model_ready(pilot)
-        screen = app.screen
-        await pilot.press(*TO_STUDENT)
-        await generate(pilot, helpers, "g")
+        screen = await students_first_items(pilot, helpers)
         await select_item(pilot, 2)
         await generate(pilot, helpers, "w")
         variation = screen.state.variation_seed
