@@ -46,6 +46,7 @@ GENERATE = "tests/tui/test_tui_generate.py"
 POSTHOC = "tests/core/training/test_posthoc_ema.py"
 GUIDANCE = "tests/core/model/test_guidance_input.py"
 STUDENT_SAMPLER = "tests/core/sampling/test_student.py"
+STUDENT_APP = "tests/tui/test_tui_student.py"
 DISTILL = "tests/core/training/test_distill.py"
 FIT = "tests/tui/test_tui_fit.py"
 STEPS_LINE = "        yield from sample_steps(generator, request"  # the line that hands the request to the sampler
@@ -256,6 +257,15 @@ MUTATIONS = {
     "chart-axis-labels-from-plotext": Mutation("tui.widgets.curve_chart", "CurveChart.render",
         "if values and (self.y_from_zero is not None or flat):", "if False:",
         (f"{FIT}::test_a_steady_machine_and_a_flat_accuracy_get_round_axis_labels",)),
+    # the student in the app: s reaches it without one loaded, its refusals let a key through, its exports forget it
+    "student-in-the-cycle-without-one": Mutation("tui.state", "GenerateState.toggle_sampler",
+        "if REQUEST_SAMPLERS[position] != STUDENT or self.student_loaded:", "if True:",
+        (f"{STUDENT_APP}::test_s_reaches_the_student_only_where_one_is_loaded",
+         "tests/tui/test_tui_state.py::test_the_student_joins_the_cycle_only_where_one_is_loaded_and_holds_what_it_learned")),
+    "student-refusals-let-through": Mutation("tui.state", "GenerateState.teacher_only", "if self.sampler == STUDENT:", "if False:",
+        (f"{STUDENT_APP}::test_the_keys_the_student_refuses_say_why_in_one_line_and_change_nothing",)),
+    "student-export-forgets-the-student": Mutation("tui.jobs", "export", "student=generator.student_identity())", "student=None)",
+        (f"{STUDENT_APP}::test_a_student_recipe_comes_back_from_its_png_and_s_leaves_it",)),
     # the loss weighting over noise levels is applied twice (w^2), or min-SNR loses its cap, or attention levels are ignored
     "loss-weights-squared": Mutation("core.model.diffusion", "DiffusionObjective.forward",
         "prediction, target = prediction * root, target * root",

@@ -38,8 +38,8 @@ class _Parser(argparse.ArgumentParser):
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     from core.sampling.limits import (
         AUTOGUIDANCE_ON, AUTOGUIDANCE_RANGE, AUTOGUIDED_GUIDANCE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE,
-        DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, REQUEST_SAMPLERS,
-        STUDENT_STEPS,
+        DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_STEPS, MIN_STEPS,
+        REQUEST_SAMPLERS, STUDENT_GUIDANCE_RANGE, STUDENT_STEPS,
     )
 
     lo, hi = DEFAULT_GUIDANCE_INTERVAL
@@ -54,9 +54,12 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
                         f"(default {DEFAULT_BLACK_LEVEL}; 0 = raw model output)")
     p.add_argument("--sampler", choices=REQUEST_SAMPLERS, default=DEFAULT_SAMPLER,
                    help=f"dpm (DPM-Solver++(2M), deterministic), ddim (deterministic), ddpm (strided, the original) or "
-                        f"student (a distilled student in {STUDENT_STEPS[0]}-{STUDENT_STEPS[1]} steps, where one is loaded); "
+                        f"student (a distilled student in {STUDENT_STEPS[0]}-{STUDENT_STEPS[1]} steps, one call per item each, "
+                        f"guidance {STUDENT_GUIDANCE_RANGE[0]:g}-{STUDENT_GUIDANCE_RANGE[1]:g}, where one is loaded); "
                         f"default {DEFAULT_SAMPLER}")
-    p.add_argument("--steps", type=int, default=None, help=f"denoising steps (default {per_sampler(DEFAULT_STEPS)})")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"denoising steps, {MIN_STEPS}-{MAX_STEPS} ({STUDENT_STEPS[0]}-{STUDENT_STEPS[1]} for the student; "
+                        f"default {per_sampler(DEFAULT_STEPS)})")
     p.add_argument("--autoguidance", type=float, nargs="?", const=AUTOGUIDANCE_ON, default=0.0, metavar="W",
                    help=f"push items away from the guide model's errors with weight W, {AUTOGUIDANCE_RANGE[0]:g}-{AUTOGUIDANCE_RANGE[1]:g} "
                         f"(autoguidance, beside --guidance; {AUTOGUIDANCE_ON:g} without a value; default 0 = guidance alone)")

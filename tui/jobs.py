@@ -122,14 +122,14 @@ def export_item_film(frames: list[tuple[str, bytes, bytes]], request: SampleRequ
 
     return export_film([(label, grey(x_t), grey(x0)) for label, x_t, x0 in frames], request, index, directory,
                        generator.hash, str(generator.path) if generator.path else None, palette, scale,
-                       guide=generator.guide_identity())
+                       guide=generator.guide_identity(), student=generator.student_identity())
 
 
 def export(images: torch.Tensor, request: SampleRequest, directory: str, generator: Generator,
            palette: str, scale: int, columns: int, selected: int | None) -> list[Path]:
     return export_items(images, request, directory, generator.hash, str(generator.path) if generator.path else None,
                         palette, scale, columns, items=[selected] if selected is not None else [], grid=True,
-                        guide=generator.guide_identity())
+                        guide=generator.guide_identity(), student=generator.student_identity())
 
 
 def read_recipe(path: str) -> tuple[SampleRequest, int | None, dict]:

@@ -15,13 +15,20 @@ from core.classes import DEFAULT_MIX, MIX_METHODS, NUM_CLASSES, SHORT_NAMES
 from core.sampling.limits import (
     AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_BLACK_LEVEL, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL,
     DEFAULT_INIT_STRENGTH, DEFAULT_SWITCH_AT, DEFAULT_VARIATION_STRENGTH,
-    DEFAULT_ITEMS, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS,
-    MIN_STEPS, SAMPLERS,
+    DEFAULT_ITEMS, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED,
+    REQUEST_SAMPLERS, STUDENT, STUDENT_GUIDANCE_RANGE, describe_interval, step_range,
 )
 
 SHARE_STEP = 5.0  # percent per +/- press
 GUIDANCE_STEP = 0.5
 ITEM_PRESETS = (1, 2, 4, 8, 16, 32, MAX_ITEMS)  # n / N step through these
+# What the student refuses (core.sampling.request checks the same), as the keys that ask for it say it:
+# it learned its teacher's guidance in the default interval, composed mixes, and no guide model.
+STUDENT_REFUSES = {
+    "autoguidance": "the student folds guidance in; autoguidance needs a teacher sampler (s)",
+    "interval": f"the student learned {describe_interval(DEFAULT_GUIDANCE_INTERVAL)} only; i needs a teacher sampler (s)",
+    "mix": "the student always composes; other mixes need a teacher sampler (s)",
+}
 
 
 class InputError(ValueError):
@@ -52,6 +59,9 @@ class GenerateState:
     other_mix: tuple[list[int], dict[int, float]] | None = None  # the mix of a class switch the list is not editing
     switch_at: float = DEFAULT_SWITCH_AT
     editing_switch: bool = False  # the class list edits the "then" mix (t); other_mix holds the first
+    # the student sampler (core.sampling.limits.STUDENT)
+    student_loaded: bool = False  # the model has a student beside it: s reaches it
+    teacher_settings: tuple[float, tuple[int, int] | None, str] | None = None  # (autoguidance, interval, mix) the student set aside
 
     # ------------------------------------------------------------ classes and shares
     def toggle(self, index: int) -> None:
@@ -117,18 +127,28 @@ class GenerateState:
         return _describe(self.picked, self.shares)
 
     # ------------------------------------------------------------ settings
+    def guidance_range(self) -> tuple[float, float]:
+        return STUDENT_GUIDANCE_RANGE if self.sampler == STUDENT else GUIDANCE_RANGE
+
     def set_guidance(self, value: float) -> None:
-        low, high = GUIDANCE_RANGE
+        low, high = self.guidance_range()
         if not math.isfinite(value) or not low <= value <= high:
-            raise InputError(f"guidance must be between {low:g} and {high:g} (0 = no guidance), not {value:g}")
+            learned = "the student learned guidance" if self.sampler == STUDENT else "guidance must be"
+            raise InputError(f"{learned} between {low:g} and {high:g} (0 = no guidance), not {value:g}")
         self.guidance = round(value, 3)
 
     def nudge_guidance(self, delta: float) -> None:
-        low, high = GUIDANCE_RANGE
+        low, high = self.guidance_range()
         self.set_guidance(min(high, max(low, round(self.guidance + delta, 3))))
+
+    def teacher_only(self, what: str) -> None:
+        """InputError (one line) where the student samples: `what` is one of STUDENT_REFUSES."""
+        if self.sampler == STUDENT:
+            raise InputError(STUDENT_REFUSES[what])
 
     def toggle_guidance_scope(self) -> None:
         """Default interval -> every step (classic CFG) -> default; a recipe's own interval -> default."""
+        self.teacher_only("interval")
         default = tuple(self.guidance_interval or ()) == DEFAULT_GUIDANCE_INTERVAL
         self.guidance_interval = None if default else DEFAULT_GUIDANCE_INTERVAL
 
@@ -139,28 +159,45 @@ class GenerateState:
     def toggle_autoguidance(self) -> None:
         """Off -> AUTOGUIDANCE_ON; on (at any weight, e.g. a recipe's) -> off. Guidance at its default
         follows (default_guidance); a value the user set stays."""
+        self.teacher_only("autoguidance")
         guidance_default = self.guidance == self.default_guidance()
         self.autoguidance = 0.0 if self.autoguidance else AUTOGUIDANCE_ON
         if guidance_default:
             self.guidance = self.default_guidance()
 
     def toggle_sampler(self, direction: int = 1) -> None:
-        """The next sampler (DPM-Solver++, DDIM, DDPM); a sampler's default steps and guidance follow
-        it, values the user set stay."""
+        """The next sampler: DPM-Solver++, DDIM, DDPM and, where a student is loaded, the student.
+        Between the teacher's samplers their default steps and guidance follow the sampler and values
+        the user set stay. The student's 1-4 steps are no teacher's count, so crossing to or from it
+        starts at the new sampler's default steps, and g is held to what it learned; autoguidance,
+        the interval and the mix, which it refuses, are set aside on the way in and come back on the
+        way out. A student's recipe opened without a student steps on from the student's place."""
+        position = REQUEST_SAMPLERS.index(self.sampler)
+        for _ in REQUEST_SAMPLERS:
+            position = (position + direction) % len(REQUEST_SAMPLERS)
+            if REQUEST_SAMPLERS[position] != STUDENT or self.student_loaded:
+                break
         steps_default = self.steps == DEFAULT_STEPS[self.sampler]
         guidance_default = self.guidance == self.default_guidance()
-        self.sampler = SAMPLERS[(SAMPLERS.index(self.sampler) + direction) % len(SAMPLERS)]
-        if steps_default:
+        leaving, self.sampler = self.sampler, REQUEST_SAMPLERS[position]
+        if self.sampler == STUDENT:
+            self.teacher_settings = (self.autoguidance, self.guidance_interval, self.mix)
+            self.autoguidance, self.guidance_interval, self.mix = 0.0, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_MIX
+        elif leaving == STUDENT and self.teacher_settings is not None:
+            (self.autoguidance, self.guidance_interval, self.mix), self.teacher_settings = self.teacher_settings, None
+        if steps_default or STUDENT in (leaving, self.sampler):
             self.steps = DEFAULT_STEPS[self.sampler]
-        if guidance_default:
-            self.guidance = self.default_guidance()
+        low, high = self.guidance_range()
+        self.guidance = self.default_guidance() if guidance_default else min(high, max(low, self.guidance))
 
     def cycle_mix(self, direction: int = 1) -> None:
+        self.teacher_only("mix")
         self.mix = MIX_METHODS[(MIX_METHODS.index(self.mix) + direction) % len(MIX_METHODS)]
 
     def set_steps(self, value: int) -> None:
-        if not MIN_STEPS <= value <= MAX_STEPS:
-            raise InputError(f"steps must be {MIN_STEPS}-{MAX_STEPS}, not {value}")
+        low, high = step_range(self.sampler)
+        if not low <= value <= high:
+            raise InputError(f"steps must be {low}-{high}{' for the student' if self.sampler == STUDENT else ''}, not {value}")
         self.steps = value
 
     def set_black_level(self, value: int) -> None:
@@ -267,6 +304,8 @@ class GenerateState:
         self.black_level = request.black_level
         self.mix = request.mix
         self.autoguidance = request.autoguidance
+        if not self.sampler == STUDENT == request.sampler:  # a student's own items (w) keep what it set aside
+            self.teacher_settings = None
         self.sampler = request.sampler
         self.steps = request.resolved_steps()
         self.seed = request.seed

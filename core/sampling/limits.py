@@ -8,8 +8,8 @@ from __future__ import annotations
 SAMPLERS = ("dpm", "ddim", "ddpm")  # the model's own samplers, in the order the app's s steps through
 # A few-step student distilled from the model (core.training.distill), where one is loaded beside it
 # (NAME-student.pt): deterministic DDIM on its x0 predictions at STUDENT_TIMESTEPS, with the guidance
-# an input of the network (one call per item and step). Not in the app's cycle yet: its steps,
-# interval, mix and autoguidance controls would offer what a student refuses.
+# an input of the network (one call per item and step). The app's s reaches it after SAMPLERS only
+# where one is loaded, and its keys refuse what it did not learn (tui.state.STUDENT_REFUSES).
 STUDENT = "student"
 REQUEST_SAMPLERS = (*SAMPLERS, STUDENT)  # every sampler a request may name
 DEFAULT_SAMPLER = "dpm"

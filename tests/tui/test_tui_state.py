@@ -89,6 +89,44 @@ def test_sampler_toggle_keeps_custom_steps_and_guidance_but_swaps_defaults():
     assert state.sampler == "ddpm"
 
 
+def test_the_student_joins_the_cycle_only_where_one_is_loaded_and_holds_what_it_learned():
+    state = GenerateState()
+    seen = [state.sampler]
+    for _ in range(4):
+        state.toggle_sampler()
+        seen.append(state.sampler)
+    assert seen == ["dpm", "ddim", "ddpm", "dpm", "ddim"]  # no student loaded: never the student
+    state.student_loaded = True
+    state.toggle_sampler(-1)
+    state.set_steps(30)
+    state.set_guidance(6.0)
+    state.toggle_autoguidance()
+    state.toggle_guidance_scope()
+    state.cycle_mix()
+    teacher = (state.autoguidance, state.guidance_interval, state.mix)
+    state.toggle_sampler(-1)  # dpm -> the student, backwards
+    assert (state.sampler, state.steps, state.guidance) == (limits.STUDENT, 2, 4.0)  # its default steps; g held to 0-4
+    assert (state.autoguidance, state.guidance_interval, state.mix) == (0.0, limits.DEFAULT_GUIDANCE_INTERVAL, "compose")
+    for refused in (state.toggle_autoguidance, state.toggle_guidance_scope, state.cycle_mix):
+        with pytest.raises(InputError, match="teacher sampler"):
+            refused()
+    with pytest.raises(InputError, match="steps must be 1-4 for the student"):
+        state.set_steps(5)
+    state.set_steps(1)
+    state.toggle_sampler()  # back to DPM-Solver++: the teacher's settings again, its default steps
+    assert (state.sampler, state.steps, state.guidance) == ("dpm", 20, 4.0)
+    assert (state.autoguidance, state.guidance_interval, state.mix) == teacher
+
+
+def test_a_students_recipe_without_a_student_loaded_steps_on_to_the_teacher():
+    state = GenerateState(sampler=limits.STUDENT, steps=3)
+    state.toggle_sampler()
+    assert (state.sampler, state.steps) == ("dpm", 20)
+    state = GenerateState(sampler=limits.STUDENT, steps=3)
+    state.toggle_sampler(-1)
+    assert (state.sampler, state.steps) == ("ddpm", 250)
+
+
 def test_cycle_mix_steps_through_every_method_both_ways():
     state = GenerateState()
     seen = [state.mix]

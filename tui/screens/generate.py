@@ -24,7 +24,10 @@ from core.classes import MIX_METHODS
 
 from ..messages import ModelFailed, ModelLoaded, PalettesLoaded, SampleDone, SampleProgress, SampleStopped
 from ..pixels import GREY_PALETTE
-from core.sampling.limits import AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, describe_interval
+from core.sampling.limits import (
+    AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, GUIDANCE_RANGE, STUDENT,
+    STUDENT_GUIDANCE_RANGE, STUDENT_STEPS, describe_interval,
+)
 from ..state import GenerateState, InputError, item_captions
 from ..widgets.controls import ClassControls
 from ..widgets.item_grid import ItemGrid
@@ -68,7 +71,8 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
         Binding("z", "zoom", "Zoom", show=False, tooltip="the selected item alone, as large as fits (1.5x at 80x24)"),
         Binding("p", "palette", "Palette", show=False, tooltip="next palette: grey, inverted, magma, viridis, ice"),
         Binding("left_square_bracket", "guidance(-1)", "Guidance -0.5", show=False, tooltip="0 = no guidance"),
-        Binding("right_square_bracket", "guidance(1)", "Guidance +0.5", show=False, tooltip="up to 20"),
+        Binding("right_square_bracket", "guidance(1)", "Guidance +0.5", show=False,
+                tooltip=f"up to {GUIDANCE_RANGE[1]:g} ({STUDENT_GUIDANCE_RANGE[1]:g} with the student)"),
         Binding("i", "guidance_scope", "Guidance interval", show=False,
                 tooltip=f"guide only steps {describe_interval(DEFAULT_GUIDANCE_INTERVAL)} (default: varied items) "
                         "or every step (classic CFG: closer to prototypes)"),
@@ -79,7 +83,10 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
                 tooltip="how picked classes combine: " + ", ".join(MIX_METHODS) + " (compose: crisp; average: the original, faint at 50/50)"),
         Binding("s", "sampler", "Sampler", show=False,
                 tooltip=f"sampler: DPM-Solver++ (deterministic, {DEFAULT_STEPS['dpm']} steps), DDIM (deterministic, "
-                        f"{DEFAULT_STEPS['ddim']}) or DDPM (fresh noise each step, {DEFAULT_STEPS['ddpm']})"),
+                        f"{DEFAULT_STEPS['ddim']}), DDPM (fresh noise each step, {DEFAULT_STEPS['ddpm']}) and, where a "
+                        f"student is loaded (NAME-student.pt), the student ({STUDENT_STEPS[0]}-{STUDENT_STEPS[1]} steps, "
+                        f"default {DEFAULT_STEPS[STUDENT]}, one call per item each; guidance folded in, so a, i and x "
+                        "stay with the teacher's samplers)"),
         Binding("v", "live(True)", "Live: off", tooltip="live: every change of a share or setting generates at once"),
         Binding("v", "live(False)", "Live: ON", tooltip="live: every change generates at once (v turns it off)"),
         Binding("r", "reroll", "Re-roll seed", show=False, tooltip="a new random seed (item i uses seed + i)"),
@@ -198,10 +205,12 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
     def model_loaded(self, message: ModelLoaded) -> None:
         self.generator, self.model_loading, self.model_error = message.generator, None, None
         self.precision = message.precision
+        self.state.student_loaded = message.generator.student is not None
+        self.controls.refresh()
         self._update_info()
         if not self.query_one(StatusLine).showing_problem():  # e.g. a bad --from-png: keep that in view
             precision = message.precision_reason if message.precision_reason != "asked for" else message.precision
-            self.say(f"model ready in {message.seconds:.1f} s ({precision}) · g generates · space picks classes", "success")
+            self.say(f"model ready in {message.seconds:.1f} s ({precision}) · g generates", "success")
         pending, self.pending = self.pending, None
         if pending is not None:
             self._run_pending(pending)
@@ -224,10 +233,11 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
             shown = self.model_loading if self.model_loading == SHIPPED_MODEL else Path(self.model_loading).name
             model = name = f"loading model… {shown}"
         elif self.generator is not None:
-            info = self.generator.info
             name = self.generator.path.name if self.generator.path else "model"
             device = next(self.generator.denoiser.parameters()).device
-            model = f"{name} (step {info.get('step', '?')}, {device} {self.precision})"
+            # who draws: the model at its training step, or its student (whose calls the steps row's hint gives)
+            drawn = "student" if self.state.sampler == STUDENT and self.generator.student else f"step {self.generator.info.get('step', '?')}"
+            model = f"{name} ({drawn}, {device} {self.precision})"
         mix = self.state.describe_first() + (f" ({self.state.mix})" if len(self.state.picked) > 1 else "")
         steering, brief = self.state.describe_steering(), self.state.describe_steering(brief=True)
         forms = [" · ".join(filter(None, parts)) for parts in ((model, mix, steering), (name, mix, steering),
@@ -311,21 +321,23 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
             else:
                 self.say(f"no model loaded: {self.model_error or 'open one with c'}", "error")
             return
-        from core.sampling.request import SampleRequestError  # torch: loaded with the model already
+        from core.sampling.request import SampleRequestError, check_guide, check_student  # torch: loaded with the model
 
         from .. import jobs
 
-        if request is None:
-            try:
+        try:
+            if request is None:
                 fields = self.state.request_fields()  # checked before anything changes
                 if not self.state.seed_locked and not live:
                     self.state.reroll_seed()  # the seed, or the variation seed while varying
                     fields = self.state.request_fields()
                     self.controls.refresh()
                 request = jobs.build_request({**fields, "precision": self.precision}, blend)
-            except (InputError, SampleRequestError) as error:
-                self.say(str(error), "warning" if not live else "info")
-                return
+            check_student(self.generator, request.sampler)  # the models a request needs, before any run starts
+            check_guide(self.generator, request.autoguidance)
+        except (InputError, SampleRequestError) as error:
+            self.say(str(error), "warning" if not live else "info")
+            return
         if self.sampling is not None:
             self.sampling.cancel()
         if self.grid.film is not None:  # the film was of the items this run replaces

@@ -13,7 +13,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from core.sampling.limits import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, describe_interval
+from core.sampling.limits import (
+    AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, STUDENT, STUDENT_GUIDANCE_RANGE, STUDENT_STEPS,
+    describe_interval,
+)
 from ..widgets.controls import ClassControls
 from .chart_keys import CHART_BINDINGS
 from .compare import CompareScreen
@@ -33,6 +36,10 @@ ABOUT = (
     "varied, and so does the last one, which keeps the final pixels from being overdrawn (i switches to guiding every "
     "step, shown as 'all' after g). DPM-Solver++ (the default, 20 steps) and DDIM (50) are deterministic; "
     "DDPM adds fresh noise each step (250 steps). "
+    f"Where a student distilled from the model is loaded (NAME-student.pt beside it; fashion-train distill makes one), "
+    f"s reaches it too: {STUDENT_STEPS[0]}-{STUDENT_STEPS[1]} steps (default {DEFAULT_STEPS[STUDENT]}), one call per item "
+    f"each, guidance {STUDENT_GUIDANCE_RANGE[0]:g}-{STUDENT_GUIDANCE_RANGE[1]:g} an input of its network; it learned the "
+    "default interval and composed mixes without autoguidance, so a, i and x wait for a teacher sampler. "
     f"Autoguidance (a, shown as +AG after g; g at its default moves to {AUTOGUIDED_GUIDANCE:g}) adds a second push beside guidance, "
     "away from the errors of a weaker guide model (a small, briefly trained one shipped as NAME-guide.pt beside "
     "the model): the items closest to real ones. "

@@ -13,6 +13,8 @@ from typing import Any
 
 from textual import work
 
+from core.sampling.limits import STUDENT
+
 from ..messages import ExportDone, ExportFailed, RecipeFailed, RecipeLoaded
 from .prompt import PathPrompt
 
@@ -114,11 +116,8 @@ class ExportsAndRecipes:
             self.pending = pending
             return
         if self.generator is not None and self.generator.hash == wanted:
-            guide = self.generator.guide
-            if pending.request.autoguidance and guide is not None and guide.hash != pending.recipe.get("guide_hash"):
-                self.say(f"the recipe was autoguided by {pending.recipe.get('guide') or 'another guide'} "
-                         f"({pending.recipe.get('guide_hash')}), this model's guide is {guide.hash}: pixels will differ", "warning")
-            self.generate(pending.request, select=pending.select)
+            if self._recipe_side_models_ready(pending):
+                self.generate(pending.request, select=pending.select)
             return
         if pending.model and not self.recipe_checkpoint_tried:
             self.recipe_checkpoint_tried = True
@@ -131,6 +130,24 @@ class ExportsAndRecipes:
         self.say(f"the recipe was made with {Path(str(name)).name} ({wanted}), not found here; this model is {current}: "
                  "pixels will differ", "warning")
         self.generate(pending.request, select=pending.select)
+
+    def _recipe_side_models_ready(self, pending: Pending) -> bool:
+        """The recipe's guide and student (each found beside its model, checked by hash): a warning
+        where the one here is another (the pixels will differ); False after one line where the
+        recipe's student is missing, which no other model stands in for."""
+        recipe, request = pending.recipe, pending.request
+        for role, what, used in (("guide", "autoguided by", request.autoguidance), ("student", "drawn by", request.sampler == STUDENT)):
+            here, wanted = getattr(self.generator, role), recipe.get(f"{role}_hash")
+            named = f"{recipe.get(role) or 'its ' + role} ({wanted})"
+            if used and here is None and role == "student":
+                from core.checkpoint import student_path_for  # torch: loaded with the model already
+
+                model = self.generator.path or Path("NAME.pt")  # where open_generator looks (its hash: fashion-tui info)
+                self.say(f"a student's recipe: put {student_path_for(model).name} beside {model.name}", "error")
+                return False
+            if used and here is not None and here.hash != wanted:
+                self.say(f"the recipe was {what} {named}, this model's {role} is {here.hash}: pixels will differ", "warning")
+        return True
 
     def _run_pending(self, pending: Pending) -> None:
         if pending.recipe is not None:

@@ -8,13 +8,19 @@ and the help screen list them.
 
 from __future__ import annotations
 
-from core.classes import MIX_DESCRIPTIONS
+from core.classes import DEFAULT_MIX, MIX_DESCRIPTIONS
 
 from ..pixels import GREY_PALETTE
-from core.sampling.limits import describe_interval
-from ..state import GUIDANCE_STEP
+from core.sampling.limits import DEFAULT_GUIDANCE_INTERVAL, STUDENT, describe_interval
+from ..state import GUIDANCE_STEP, InputError
 
 PALETTE_NAMES = ("grey", "inverted", "magma", "viridis", "ice")  # core.images.PALETTES, checked by a test
+
+
+def off_the_student(autoguidance: float, interval, mix: str) -> str:
+    """The teacher's settings the student refuses, where they are not what it learned: 'autoguidance, mix'."""
+    return ", ".join(name for name, off in (("autoguidance", autoguidance), ("interval", interval != DEFAULT_GUIDANCE_INTERVAL),
+                                            ("mix", mix != DEFAULT_MIX)) if off)
 
 
 class SettingKeys:
@@ -27,35 +33,53 @@ class SettingKeys:
         else:
             self.say("live off: g generates")
 
+    def _setting(self, change, field: str) -> bool:
+        """Run change() on the state and show its row; an InputError (one line: a value out of range,
+        or what the student refuses) is said instead and nothing changes."""
+        try:
+            change()
+        except InputError as error:
+            self.say(str(error), "warning")
+            return False
+        self._after_setting(field)
+        return True
+
     def action_guidance(self, direction: int) -> None:
-        self.state.nudge_guidance(direction * GUIDANCE_STEP)  # clamps to 0-20
-        self._after_setting("guidance")
+        self._setting(lambda: self.state.nudge_guidance(direction * GUIDANCE_STEP), "guidance")  # clamps to the range
 
     def action_guidance_scope(self) -> None:
-        self.state.toggle_guidance_scope()
-        self._after_setting("guidance")
-        interval = self.state.guidance_interval
-        self.say("guidance at every step (classic CFG)" if interval is None
-                 else f"guidance at steps {describe_interval(interval)} only (default)")
+        if self._setting(self.state.toggle_guidance_scope, "guidance"):
+            interval = self.state.guidance_interval
+            self.say("guidance at every step (classic CFG)" if interval is None
+                     else f"guidance at steps {describe_interval(interval)} only (default)")
 
     def action_autoguidance(self) -> None:
+        if self._setting(self._toggle_autoguidance, "guidance"):
+            self.say(f"autoguidance {self.state.autoguidance:g} at g {self.state.guidance:g}: closer to real items (a: off)"
+                     if self.state.autoguidance else "autoguidance off: classifier-free guidance alone")
+
+    def _toggle_autoguidance(self) -> None:
+        self.state.teacher_only("autoguidance")
         if not self.state.autoguidance and self.generator is not None and self.generator.guide is None:
             name = self.generator.path.name if self.generator.path else "this model"
-            self.say(f"no guide model beside {name}: autoguidance stays off", "warning")
-            return
+            raise InputError(f"no guide model beside {name}: autoguidance stays off")
         self.state.toggle_autoguidance()
-        self._after_setting("guidance")
-        self.say(f"autoguidance {self.state.autoguidance:g} at g {self.state.guidance:g}: closer to real items (a: off)"
-                 if self.state.autoguidance else "autoguidance off: classifier-free guidance alone")
 
     def action_mix(self) -> None:
-        self.state.cycle_mix()
-        self._after_setting("mix")
-        self.say(f"mix {self.state.mix}: {MIX_DESCRIPTIONS[self.state.mix]}")
+        if self._setting(self.state.cycle_mix, "mix"):
+            self.say(f"mix {self.state.mix}: {MIX_DESCRIPTIONS[self.state.mix]}")
 
     def action_sampler(self) -> None:
-        self.state.toggle_sampler()
+        state = self.state
+        guidance, leaving = state.guidance, state.sampler
+        state.toggle_sampler()
         self._after_setting("sampler")
+        if state.sampler == STUDENT:
+            held = f" · g held to {state.guidance:g}" if guidance > state.guidance_range()[1] else ""
+            kept = off_the_student(*state.teacher_settings)
+            self.say(f"student: {state.steps} calls/item{held} · " + (f"{kept} back with s" if kept else "s: back to the teacher"))
+        elif leaving == STUDENT and (back := off_the_student(state.autoguidance, state.guidance_interval, state.mix)):
+            self.say(f"{state.sampler.upper()}: the teacher's {back} back")
 
     def action_reroll(self) -> None:
         self.state.reroll_seed()

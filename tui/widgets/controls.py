@@ -16,7 +16,10 @@ from textual.widget import Widget
 
 from core.classes import NUM_CLASSES, SHORT_NAMES
 
-from core.sampling.limits import DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, FRACTION_STEP, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS, MIN_STEPS
+from core.sampling.limits import (
+    DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, FRACTION_STEP, GUIDANCE_RANGE, MAX_BLACK_LEVEL, MAX_ITEMS, MAX_SEED, MAX_STEPS,
+    MIN_STEPS, STUDENT, STUDENT_GUIDANCE_RANGE, STUDENT_STEPS, step_range,
+)
 from ..state import GUIDANCE_STEP, SHARE_STEP, GenerateState, InputError
 
 SETTINGS = ("guidance", "mix", "sampler", "steps", "black", "seed", "items", "palette", "vary", "edit", "switch")
@@ -47,6 +50,14 @@ HINTS = {  # two lines of at most 20 cells each
     "edit": f"E item  O a file\n←→ ±{FRACTION_STEP:g}  space off",
     "switch": f"t edit 'then' mix\n←→ ±{FRACTION_STEP:g}  space off",
 }
+FEWEST, MOST = STUDENT_STEPS
+STUDENT_HINTS = {  # the rows that differ where the student samples
+    "guidance": f"[ ] ±{GUIDANCE_STEP:g}  type " + "-".join(f"{g:g}" for g in STUDENT_GUIDANCE_RANGE) + "\na, i: teacher only",
+    "mix": "x: teacher only; the\nstudent composes",
+    "sampler": f"s: back to DPM++\nstudent: {FEWEST}-{MOST} steps",
+    "steps": f"←→ ±1  type {FEWEST}-{MOST}\n1 call per item each",
+}
+STUDENT_LOADED_HINT = f"s: DPM++ DDIM DDPM\n+ student: {FEWEST}-{MOST} steps"  # the sampler row's, a student loaded
 
 
 def share_bar(percent: float) -> str:
@@ -109,11 +120,19 @@ class ClassControls(Widget, can_focus=True):
             pointer = "▸" if here and self.has_focus else ("›" if here else " ")
             row = self._class_row(key, here) if kind == "class" else self._setting_row(key, here)
             lines.append(Text.assemble((pointer, "bold"), (row, "reverse" if here and self.has_focus else "")))
-        hint = HINTS["class" if self.row[0] == "class" else self.row[1]]
+        hint = self._hint()
         hints = [Text(" " + line, style="dim") for line in hint.splitlines()]  # right below the rows
         text = Text("\n", no_wrap=True, overflow="ellipsis").join(self._window(lines) + hints)
         text.no_wrap, text.overflow = True, "ellipsis"
         return text
+
+    def _hint(self) -> str:
+        kind, key = self.row
+        if kind == "class":
+            return HINTS["class"]
+        if self.state.sampler == STUDENT:
+            return STUDENT_HINTS.get(key, HINTS[key])
+        return STUDENT_LOADED_HINT if key == "sampler" and self.state.student_loaded else HINTS[key]
 
     def _window(self, lines: list[Text]) -> list[Text]:
         """The lines that fit above the hints, scrolled just enough to show the cursor's row."""
@@ -247,7 +266,8 @@ class ClassControls(Widget, can_focus=True):
             elif key == "mix":
                 state.cycle_mix(direction)
             elif key == "steps":
-                state.set_steps(min(MAX_STEPS, max(MIN_STEPS, state.steps + direction * (5 if state.steps >= 10 else 1))))
+                fewest, most = step_range(state.sampler)
+                state.set_steps(min(most, max(fewest, state.steps + direction * (5 if state.steps >= 10 else 1))))
             elif key == "black":
                 state.set_black_level(min(MAX_BLACK_LEVEL, max(0, state.black_level + direction)))
             elif key == "seed":
@@ -313,7 +333,8 @@ class ClassControls(Widget, can_focus=True):
                 self.state.set_fraction(FRACTIONS[key], value)
             else:
                 if value != int(value):
-                    raise InputError(f"{TYPED[key]} must be a whole number, not {typed}")
+                    what = f"steps ({'-'.join(map(str, step_range(self.state.sampler)))})" if key == "steps" else TYPED[key]
+                    raise InputError(f"{what} must be a whole number, not {typed}")
                 {"steps": self.state.set_steps, "black": self.state.set_black_level, "seed": self.state.set_seed, "items": self.state.set_items}[key](int(value))
         except InputError as error:
             self._problem(str(error))

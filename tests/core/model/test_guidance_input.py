@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.checkpoint import load_generator
-from core.model.config import ModelConfig, as_dict
+from core.model.config import ModelConfig, as_dict, from_dict
 from core.model.denoiser import STUDENT_MIX
 from core.model.unet import CLASS_KEY, GUIDANCE_KEY
 from core.training.distill import student_of
@@ -73,7 +73,7 @@ def test_a_teacher_takes_each_items_g_as_cfg_at_that_g(teacher):
 def test_configs_and_files_without_the_key_load_as_generators_without_the_input(teacher, tmp_path):
     old = as_dict(ModelConfig())
     del old["guidance_input"]
-    assert ModelConfig.from_dict(old).guidance_input is False
+    assert from_dict(ModelConfig, old).guidance_input is False
     assert teacher.model_config.guidance_input is False and teacher.denoiser.guided.model.guidance_embedding is None
     assert not any("guidance_embedding" in key for key in teacher.denoiser.state_dict())
     student = student_of(teacher)
