@@ -167,6 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--guide", default=None, help="autoguidance guide (default: NAME-guide.pt beside the checkpoint)")
+    parser.add_argument("--student", default=None, help="the student (default: NAME-student.pt beside the checkpoint)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--train-steps", type=int, default=20)
     parser.add_argument("--preset", default=DEFAULT_PRESET)
@@ -230,7 +231,7 @@ def main() -> None:
 
     path = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     if path.exists():
-        generator = open_generator(path, device, args.guide)
+        generator = open_generator(path, device, args.guide, student=args.student)
         label = path.name
     else:
         model.eval()
@@ -282,6 +283,21 @@ def main() -> None:
         rows.append((f"16 items, default, autoguidance {AUTOGUIDANCE_ON:g} ({guide.path.name}, "
                      f"{sum(p.numel() for p in guide.denoiser.parameters()) / 1e6:.2f}M params)",
                      f"{auto:.2f} s against {plain:.2f} s without: {auto / plain:.2f}x (medians of 5, alternating)"))
+    if generator.student is not None:  # the student's default against the teacher's, alternating A/B
+        from core.sampling.limits import DEFAULT_SAMPLER, STUDENT
+
+        timings = {"teacher": [], STUDENT: []}
+        for sampler in timings:
+            sample(generator, SampleRequest(boot, n=16, sampler=DEFAULT_SAMPLER if sampler == "teacher" else sampler))  # warm-up
+        for _ in range(7):
+            for sampler in timings:
+                start = time.perf_counter()
+                sample(generator, SampleRequest(boot, n=16, sampler=DEFAULT_SAMPLER if sampler == "teacher" else sampler))
+                timings[sampler].append(time.perf_counter() - start)
+        teacher, student = (sorted(timings[k])[3] for k in timings)
+        rows.append((f"16 items, the student's default ({DEFAULT_STEPS[STUDENT]} steps, {generator.student.path.name}) "
+                     f"against the teacher's (DPM {DEFAULT_STEPS['dpm']}, {precision})",
+                     f"{student:.3f} s against {teacher:.3f} s: {student / teacher:.3f}x (medians of 7, alternating)"))
     rows.append(probe_cost(generator, device, max(r for m, r in rates.items() if m[0] == precision and not m[2]),
                            args.data_dir))
     rows.append(("peak resident memory (this process)", f"{peak_rss_mb():.0f} MB"))

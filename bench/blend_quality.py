@@ -2,6 +2,7 @@
 
     python bench/blend_quality.py [--checkpoint P] [--n 128] [--methods compose,norm,average]
                                   [--strip 11] [--strip-n 32] [--json-out F]
+                                  [--sampler student [--steps K] [--student P]]
 
 For each pair of classes and each share of the second class (30/50/70%), `--n` items with the
 default sampler and guidance (item i from seed i, the same noise for every mix and method):
@@ -70,6 +71,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-out", default=None)
     parser.add_argument("--autoguidance", type=float, default=0.0, help="w (default 0, the app's default)")
+    parser.add_argument("--sampler", default=None, help="default: the app's; student: the student beside the model (compose only)")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--student", default=None, help="the student's checkpoint (default: NAME-student.pt beside the model)")
     args = parser.parse_args()
 
     import torch
@@ -79,29 +83,35 @@ def main() -> None:
     from core.sampling.request import SampleRequest
     from core.sampling.samplers import sample
 
-    generator = open_generator(args.checkpoint)
+    from core.sampling.limits import DEFAULT_SAMPLER, STUDENT
+
+    generator = open_generator(args.checkpoint, student=args.student)
     autoguidance = args.autoguidance
+    sampler = args.sampler or DEFAULT_SAMPLER
     classifier = load_classifier()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if sampler == STUDENT:
+        methods = [DEFAULT_MIX]  # the student composes; its mix is not a setting
     pairs = [tuple(class_index(name) for name in pair.split("+")) for pair in args.pairs.split(",")]
     n = args.n
 
     def draw(weights, method, count=n, seed=args.seed):
-        request = SampleRequest(weights, n=count, seed=seed, mix=method, autoguidance=autoguidance)
+        request = SampleRequest(weights, n=count, seed=seed, mix=method, autoguidance=autoguidance, sampler=sampler,
+                                steps=args.steps)
         return sample(generator, request, max_items=max(count, 64))
 
     def probabilities(images):
         with torch.inference_mode():
             return torch.softmax(classifier(images.float().contiguous(memory_format=torch.channels_last)), dim=1)
 
-    print(f"checkpoint {generator.path.name} · autoguidance {autoguidance:g} · {n} items per mix · default mix {DEFAULT_MIX} · "
+    print(f"checkpoint {generator.path.name} · sampler {sampler} · autoguidance {autoguidance:g} · {n} items per mix · default mix {DEFAULT_MIX} · "
           f"{torch.get_num_threads()} threads")
     records = []
     pure_cache: dict[int, torch.Tensor] = {}
 
     def pure(c):
         if c not in pure_cache:
-            pure_cache[c] = draw(weights_for(c, c, 0.0), "average")
+            pure_cache[c] = draw(weights_for(c, c, 0.0), "average" if sampler != STUDENT else DEFAULT_MIX)
         return pure_cache[c]
 
     header = f"{'mix':<24} {'method':<8} {'sharp':>6} {'ghosts':>7} {'mass':>6} {'second':>7}"
