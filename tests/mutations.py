@@ -197,7 +197,7 @@ MUTATIONS = {
         "posthoc_ema=posthoc_sigma_rels(args.posthoc_ema)", "posthoc_ema=()",
         (f"{POSTHOC}::test_train_cli_flag_tracks_the_profiles_and_refuses_bad_values",)),
     "posthoc-export-drops-sigma-rel": Mutation("core.checkpoint", "export_generator",
-        '"posthoc_sigma_rel")', '"posthoc_sigma_rel_dropped")',
+        '"posthoc_sigma_rel", "distill")', '"posthoc_sigma_rel_dropped", "distill")',
         (f"{POSTHOC}::test_export_writes_a_loadable_generator_from_the_reconstruction_or_the_ema",)),
     "posthoc-export-errors-unguarded": Mutation("core.training.export", "main",
         "except (ValueError, OSError) as error:", "except OSError as error:",
