@@ -39,7 +39,8 @@ def test_shipped_files_are_the_default_and_small():
 
 
 def test_generate_boots_from_anywhere_without_data(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FASHION")}
+    # a fresh user's environment, but measured speed choices stay in this session's folder (conftest)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASHION") or k == "FASHION_TUI_CACHE_DIR"}
     env["PYTHONPATH"] = str(REPO)  # only used by the `-m tui.cli` fallback
     env["OMP_NUM_THREADS"] = "2"
     command = _generate_command() + ["generate", "--class", "boot", "--n", "8", "--steps", "20", "--seed", "3", "--out", "boots"]
@@ -73,3 +74,27 @@ def test_the_shipped_guide_loads_beside_the_model_and_only_acts_when_asked():
     auto = sample(generator, SampleRequest([0.0] * 9 + [1.0], autoguidance=0.5, guidance=1.0, **request))
     assert not torch.equal(auto, plain)
     assert int(predict(load_classifier(), auto).eq(BOOT).sum()) == 2  # still boots
+
+
+def test_the_shipped_student_loads_beside_the_model_and_draws_its_items_in_two_calls():
+    """checkpoints/fashion-default-student.pt: at most 5 MB, found beside the shipped model, a
+    student of it (its hash recorded), and its default (2 steps, 2 model calls an item) draws items
+    the classifier reads as the class asked for."""
+    from core.checkpoint import open_generator, student_path_for
+    from core.sampling.limits import DEFAULT_STEPS, STUDENT
+    from core.sampling.request import SampleRequest
+    from core.sampling.samplers import sample
+
+    generator = open_generator(None)
+    student = generator.student
+    assert student is not None and student.path == student_path_for(default_checkpoint())
+    assert student.path.stat().st_size <= 5 * 2**20
+    assert student.model_config.guidance_input and not generator.model_config.guidance_input
+    calls = []
+    hook = student.denoiser.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    try:
+        boots = sample(generator, SampleRequest([0.0] * 9 + [1.0], n=8, seed=3, sampler=STUDENT))
+    finally:
+        hook.remove()
+    assert calls == [8] * DEFAULT_STEPS[STUDENT]  # one row an item, no CFG doubling
+    assert int(predict(load_classifier(), boots).eq(BOOT).sum()) >= 7
