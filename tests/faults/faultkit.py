@@ -45,6 +45,7 @@ from support import make_fake_dataset, make_tiny_checkpoint, write_idx  # noqa: 
 
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FASHION_FAULTS_", "FASHION_TUI_", "PYTEST_"))}
+    env["FASHION_TUI_CACHE_DIR"] = os.environ["FASHION_TUI_CACHE_DIR"]  # the session's measured choices (conftest), one for all
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO), COLUMNS="10000", PYTHONDONTWRITEBYTECODE="1")
     env.update(extra)
     return env
