@@ -62,15 +62,11 @@ def open_generator(path: str | None, device: str, precision: str = "auto") -> tu
 def warm_up(generator: Generator, precision: str, items: int) -> None:
     """One unguided and one guided call at `precision`: the first call of a batch shape builds its
     kernels (tens of milliseconds each), which would otherwise land on the first generation."""
-    from core.device import autocast
+    from core.sampling.samplers import default_call
 
-    denoiser = generator.denoiser.with_guidance(1.0, (0, 500))
-    device = next(denoiser.parameters()).device
-    x = torch.zeros((items, 1, 28, 28), device=device)
-    weights = torch.eye(10, device=device)[torch.zeros(items, dtype=torch.long, device=device)]
-    with torch.inference_mode(), autocast(precision, device):
-        for t in (999, 200):  # outside the guidance interval: items rows; inside: 2 * items
-            denoiser(x, torch.full((items,), t, device=device), {"class_weights": weights})
+    device = next(generator.denoiser.parameters()).device
+    for guided in (False, True):
+        default_call(generator, device, items, guided)(precision)
 
 
 def build_request(fields: dict, blend: tuple[int, int] | None = None) -> SampleRequest:

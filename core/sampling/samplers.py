@@ -34,7 +34,7 @@ from ..model.diffusion import make_predictor, make_schedule
 from ..model.unet import GUIDANCE_KEY
 from . import steering
 from .dpm_solver import DPMSolverModule
-from .limits import DEFAULT_GUIDANCE, DEFAULT_ITEMS, DEFAULT_SAMPLER, MAX_ITEMS, STUDENT, STUDENT_TIMESTEPS
+from .limits import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_ITEMS, DEFAULT_SAMPLER, MAX_ITEMS, STUDENT, STUDENT_TIMESTEPS
 from .request import SampleRequest, check_guide, check_student
 
 
@@ -230,14 +230,16 @@ def sampling_precision(generator: Generator, name: str, device: torch.device) ->
     shape. One answer per model, whatever the batch: an item's pixels never depend on how many
     were drawn beside it."""
     work = {"model": as_dict(generator.model_config), "items": DEFAULT_ITEMS, "guided": True}
-    return resolve_precision(name, device, lambda: measured_precision("sampling", work, _guided_forward(generator, device)))
+    return resolve_precision(name, device, lambda: measured_precision("sampling", work, default_call(generator, device)))
 
 
-def _guided_forward(generator: Generator, device: torch.device, items: int = DEFAULT_ITEMS) -> Callable[[str], None]:
-    """One guided call of the default sampler on `items` items (2 * items rows), at a precision."""
-    denoiser = generator.denoiser.with_guidance(DEFAULT_GUIDANCE[DEFAULT_SAMPLER])
+def default_call(generator: Generator, device: torch.device, items: int = DEFAULT_ITEMS, guided: bool = True) -> Callable[[str], None]:
+    """One model call of the default request on `items` items, at a precision: inside the guidance
+    interval (2 * items rows, CFG) or above it (items rows). For timing precisions, and for building
+    a batch shape's kernels before the first generation needs them."""
+    denoiser = generator.denoiser.with_guidance(DEFAULT_GUIDANCE[DEFAULT_SAMPLER], DEFAULT_GUIDANCE_INTERVAL)
     x = torch.randn((items, 1, 28, 28), generator=torch.Generator().manual_seed(0)).to(device)
-    t = torch.full((items,), 200, device=device)
+    t = torch.full((items,), DEFAULT_GUIDANCE_INTERVAL[1] // 2 if guided else 999, device=device)
     condition = {"class_weights": torch.eye(10, device=device)[torch.arange(items, device=device) % 10]}
 
     def run(precision: str) -> None:
