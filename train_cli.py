@@ -103,6 +103,12 @@ def build_distill_parser() -> argparse.ArgumentParser:
                    help=f"weight of the classifier-feature distance beside the pixel error (default {DistillConfig.perceptual:g}; 0 = pixels alone)")
     p.add_argument("--classifier", default=None, metavar="PATH",
                    help="the classifier whose features the perceptual term compares (default: the shipped one)")
+    p.add_argument("--init", default=None, metavar="PATH",
+                   help="start from this student of the teacher (a student.pt, a shipped NAME-student.pt) instead of the "
+                        "teacher's weights: go on distilling it, on these pairs")
+    p.add_argument("--rollout", type=float, default=DistillConfig.rollout_share, metavar="SHARE",
+                   help=f"share of the items trained where the student's own first call puts its second (default "
+                        f"{DistillConfig.rollout_share:g}; 0 = all on the pairs' paths)")
     p.add_argument("--data-dir", default=None, help="folder holding FashionMNIST/raw/ (the quality probe's test split)")
     _add_loop_args(p, DISTILL_TRAIN, "an epoch is one pass over the pairs")
     _add_quality_arg(p, f"the student sampler, {DEFAULT_STEPS[STUDENT]} steps")
@@ -123,6 +129,8 @@ def check_args(args) -> str | None:
         return "--ema-decay must be in [0, 1)"
     if not 0 <= getattr(args, "perceptual", 0.0) < float("inf"):
         return "--perceptual must be 0 or more"
+    if not 0 <= getattr(args, "rollout", 0.0) <= 1:
+        return "--rollout must be in [0, 1]"
     if args.tensorboard is not None:
         from core.training.tensorboard import missing
 
@@ -208,8 +216,9 @@ def distill_trainer(args, **options):
             features = load_classifier(args.classifier).to(device)
         except EvaluationError as error:
             raise ValueError(f"the perceptual term needs the classifier: {error} (or --perceptual 0)") from None
-    config = DistillConfig(pairs=args.pairs, shard_size=args.shard_size, perceptual=args.perceptual)
-    return StudentTrainer(args.run_dir, loop_config(args, DISTILL_TRAIN), config, teacher, features, resume=args.resume,
+    config = DistillConfig(pairs=args.pairs, shard_size=args.shard_size, perceptual=args.perceptual, rollout_share=args.rollout)
+    return StudentTrainer(args.run_dir, loop_config(args, DISTILL_TRAIN), config, teacher, features, init=args.init,
+                          resume=args.resume,
                           quality=quality_probe(args, options["rank"], sampler=STUDENT), **options)
 
 

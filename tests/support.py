@@ -71,7 +71,8 @@ def make_test_student(path: Path, seed: int = 0) -> Path:
         for parameter in student.guided.model.guidance_embedding.mlp[2].parameters():
             parameter.copy_(0.05 * torch.randn(parameter.shape, generator=generator))
     config = dataclasses.replace(teacher.model_config, guidance_input=True)
-    export_generator({**config_dicts(config, teacher.diffusion_config), "ema": model_state(student), "step": 0}, path)
+    export_generator({**config_dicts(config, teacher.diffusion_config), "ema": model_state(student), "step": 0,
+                      "distill": {"teacher": TEST_MODEL.name, "teacher_hash": teacher.hash}}, path)
     return path
 
 

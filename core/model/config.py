@@ -89,6 +89,9 @@ class DistillConfig:
     shard_size: int = 1024  # pairs per file in the run directory's pairs/
     perceptual: float = 0.1  # lambda_p: weight of the classifier-feature distance beside the pixel MSE
     grid_share: float = 0.5  # items trained at the student's own timesteps; the rest at t uniform in 1-999
+    # items trained where the student's own sampler puts them: x_t of a grid's second call made by the
+    # student's DDIM step from x_T (not the pair's path), so the second call learns to mend the first's error
+    rollout_share: float = 0.0
 
 
 # What a distillation trains with where fashion-train distill is not told: a student starts from a

@@ -5,6 +5,8 @@
     eps_T = (x_T - a_T x0*) / s_T                 the noise that DDIM's straight path from x_T to x0* carries, T = 999
     t: grid_share of the items at the student's timesteps (STUDENT_TIMESTEPS, 1-4 steps), the rest uniform in 1-999
     x_t = a_t x0* + s_t eps_T                     a_t = sqrt(abar_t), s_t = sqrt(1 - abar_t)
+      or, for rollout_share of the items, x_t where the student's own sampler puts a grid's second call:
+    x_t = a_t c + s_t (x_T - a_T c) / s_T         c = clamp(the student's x0 at x_T, T), no gradient; t in SECOND_CALLS
     x0_hat = the student's x0 prediction at x_t   (its v prediction: a_t x_t - s_t v)
     loss = mean (x0_hat - x0*)^2 + lambda_p |f(x0_hat) - f(x0*)|^2
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -43,19 +46,42 @@ from .trainer import TrainEvent, Trainer
 
 PRESET = "student"  # what run.json and the checkpoints name as the preset
 GRID_TIMESTEPS = tuple(t for grid in STUDENT_TIMESTEPS.values() for t in grid)  # every grid's timesteps, each grid once
+SECOND_CALLS = tuple(grid[1] for grid in STUDENT_TIMESTEPS.values() if len(grid) > 1)  # where each grid's 2nd call is
 
 
-def student_of(teacher: ckpt.Generator) -> Denoiser:
+def student_of(teacher: ckpt.Generator, init: str | os.PathLike | None = None) -> Denoiser:
     """The teacher's network with a guidance input, holding the teacher's weights: before it learns
     anything it predicts exactly what the teacher's conditional model does (the guidance embedding's
-    last layer starts at zero). CFG's null embedding is frozen: a student never calls it."""
+    last layer starts at zero). init: a student of this teacher (a student.pt, a shipped
+    NAME-student.pt) whose weights it starts from instead, to go on distilling it. CFG's null
+    embedding is frozen: a student never calls it."""
     config = dataclasses.replace(teacher.model_config, guidance_input=True)
-    student = Denoiser(config, teacher.diffusion_config)
-    missing, unexpected = student.load_state_dict(teacher.denoiser.state_dict(), strict=False)
-    if unexpected or any(not key.startswith("guided.model.guidance_embedding.") for key in missing):
-        raise TrainingError(f"the teacher's weights do not fit its student (missing {missing[:2]}, unexpected {unexpected[:2]})")
+    if init is not None:
+        student = _student_to_continue(teacher, init, config)
+    else:
+        student = Denoiser(config, teacher.diffusion_config)
+        missing, unexpected = student.load_state_dict(teacher.denoiser.state_dict(), strict=False)
+        if unexpected or any(not key.startswith("guided.model.guidance_embedding.") for key in missing):
+            raise TrainingError(f"the teacher's weights do not fit its student (missing {missing[:2]}, unexpected {unexpected[:2]})")
     student.guided.train_unconditional_embedding.requires_grad_(False)
     return student
+
+
+def _student_to_continue(teacher: ckpt.Generator, path: str | os.PathLike, config) -> Denoiser:
+    """The student at `path` (its EMA weights, in float32): TrainingError (one line) unless it is a
+    student distilled from this very teacher."""
+    try:
+        data = ckpt.read_checkpoint(path)
+        denoiser, model_config, diffusion_config = ckpt.build_denoiser(data, "ema", path)
+    except ckpt.CheckpointError as error:
+        raise TrainingError(f"--init: {error}") from None
+    record = data.get("distill") if isinstance(data.get("distill"), dict) else {}
+    if not model_config.guidance_input or record.get("teacher_hash") != teacher.hash:
+        raise TrainingError(f"--init: {path} is not a student of {teacher.path.name if teacher.path else 'this teacher'} "
+                            f"({teacher.hash}); it {'was distilled from ' + str(record.get('teacher_hash')) if record else 'is no student'}")
+    if model_config != config or diffusion_config != teacher.diffusion_config:
+        raise TrainingError(f"--init: {path} has another network or schedule than this teacher's student")
+    return denoiser
 
 
 class DistillObjective(nn.Module):
@@ -73,6 +99,7 @@ class DistillObjective(nn.Module):
         self.register_buffer("alpha", abar.sqrt(), persistent=False)  # a_t
         self.register_buffer("sigma", (1 - abar).sqrt(), persistent=False)  # s_t
         self.register_buffer("grid", torch.tensor(GRID_TIMESTEPS), persistent=False)
+        self.register_buffer("second", torch.tensor(SECOND_CALLS), persistent=False)
         self.__dict__["features"] = features.eval().requires_grad_(False) if features is not None and config.perceptual else None
 
     def _apply(self, fn, *args, **kwargs):
@@ -93,7 +120,11 @@ class DistillObjective(nn.Module):
         eps = (x_T - self.alpha[last] * x0) / self.sigma[last]  # (B,1,28,28): the path's noise
         t = self.timesteps(x0.shape[0], x0.device)
         x_t = self.alpha[t].view(-1, 1, 1, 1) * x0 + self.sigma[t].view(-1, 1, 1, 1) * eps
-        out = self.student(x_t, t, {"class_weights": class_weights, GUIDANCE_KEY: guidance})
+        conditions = {"class_weights": class_weights, GUIDANCE_KEY: guidance}
+        rolled = int(self.config.rollout_share * x0.shape[0])  # a fixed count, so a compiled step keeps one shape
+        if rolled:
+            x_t, t = self.rollout(x_T, x_t, t, rolled, conditions)
+        out = self.student(x_t, t, conditions)
         x0_hat = self.predictor.predict_x0(out.prediction.float(), x_t, t)  # (B,1,28,28), unclamped
         loss = F.mse_loss(x0_hat, x0)
         if self.features is not None:
@@ -102,6 +133,21 @@ class DistillObjective(nn.Module):
             found = F.normalize(self.features.features(x0_hat).float(), dim=1)
             loss = loss + self.config.perceptual * (found - target).square().sum(dim=1).mean()
         return loss
+
+    def rollout(self, x_T: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, rolled: int, conditions: dict):
+        """(x_t, t) with the first `rolled` items (the batches are shuffled) moved to where the student
+        sampler's second call finds them: its own first call at T from x_T, x0 clamped as the sampler
+        clamps it, then the DDIM step to a grid's second timestep (the module docstring's). No gradient
+        flows through the first call: the second learns to mend what it is handed."""
+        last = len(self.alpha) - 1
+        start = x_T[:rolled]  # (R,1,28,28): x at T is the pair's noise itself
+        at_T = torch.full((rolled,), last, device=t.device, dtype=t.dtype)
+        with torch.no_grad():
+            first = self.student(start, at_T, {key: value[:rolled] for key, value in conditions.items()})
+            c = self.predictor.predict_x0(first.prediction.float(), start, at_T).clamp(-1, 1)
+        s = self.second[torch.randint(len(self.second), (rolled,), device=t.device)]
+        moved = self.alpha[s].view(-1, 1, 1, 1) * c + self.sigma[s].view(-1, 1, 1, 1) * (start - self.alpha[last] * c) / self.sigma[last]
+        return torch.cat([moved.to(x_t.dtype), x_t[rolled:]]), torch.cat([s, t[rolled:]])
 
 
 class StudentTrainer(Trainer):
@@ -113,16 +159,21 @@ class StudentTrainer(Trainer):
     GRID_SAMPLER = (STUDENT, DEFAULT_STEPS[STUDENT])
 
     def __init__(self, run_dir: str | os.PathLike, train_config: TrainConfig, distill_config: DistillConfig,
-                 teacher: ckpt.Generator, features: nn.Module | None = None, **trainer_options):
+                 teacher: ckpt.Generator, features: nn.Module | None = None, init: str | os.PathLike | None = None,
+                 **trainer_options):
         """teacher: the generator to distil (on the training device); features: the perceptual term's
-        network (the evaluator's classifier); trainer_options: Trainer's resume, on_event, rank,
-        world_size, quality."""
+        network (the evaluator's classifier); init: a student of this teacher to start from (student_of);
+        trainer_options: Trainer's resume, on_event, rank, world_size, quality."""
         if teacher.diffusion_config.steps != 1000:
             raise ValueError(f"the student's timesteps are set for a 1000-step schedule; the teacher has "
                              f"{teacher.diffusion_config.steps}")
         if teacher.model_config.guidance_input:
             raise ValueError("the teacher is itself a student; distil from a generator")
         self.teacher, self.distill_config, self.features = teacher, distill_config, features
+        # a student to go on from, read before the pairs are drawn so that a wrong one fails at once;
+        # a resumed run takes its weights from its checkpoint and its record (_check_resumed)
+        self.init = None if init is None else student_of(teacher, init)
+        self.continues = None if init is None else (Path(init).name, ckpt.file_hash(init))
         model_config = dataclasses.replace(teacher.model_config, guidance_input=True)
         super().__init__(run_dir, train_config, model_config, teacher.diffusion_config, preset=PRESET, **trainer_options)
 
@@ -134,6 +185,7 @@ class StudentTrainer(Trainer):
         if record.get("teacher_hash") != self.teacher.hash:
             raise TrainingError(f"{self.run_dir} distils teacher {record.get('teacher')} ({record.get('teacher_hash')}), "
                                 f"not {self.teacher.path} ({self.teacher.hash}): give it that --teacher")
+        self.init, self.continues = None, (record["init"], record.get("init_hash")) if record.get("init") else None
 
     def _training_set(self, data, data_dir, download: bool) -> pairs.TeacherPairs:
         """The teacher's pairs: this rank's share of the missing shards drawn (rank r: r, r+W, ...), then
@@ -153,7 +205,7 @@ class StudentTrainer(Trainer):
         return pairs.load_pairs(self.run_dir, self.teacher.hash, config.pairs, config.shard_size)
 
     def _new_model(self) -> Denoiser:
-        return student_of(self.teacher)
+        return self.init if self.init is not None else student_of(self.teacher)
 
     def _new_objective(self) -> nn.Module:
         return DistillObjective(self.model, self.diffusion_config, self.distill_config, self.features)
@@ -167,8 +219,11 @@ class StudentTrainer(Trainer):
         return dataclasses.replace(self.teacher, guide=None, student=student)
 
     def _record(self) -> dict:
-        return {"distill": {"teacher": self.teacher.path.name if self.teacher.path else None,
-                            "teacher_hash": self.teacher.hash, "config": as_dict(self.distill_config)}}
+        record = {"teacher": self.teacher.path.name if self.teacher.path else None, "teacher_hash": self.teacher.hash,
+                  "config": as_dict(self.distill_config)}
+        if self.continues is not None:  # the student it went on from
+            record["init"], record["init_hash"] = self.continues
+        return {"distill": record}
 
     # ----------------------------------------------------------------- the run
     def run(self) -> dict:

@@ -120,6 +120,54 @@ def test_the_objective_noises_x0_along_the_path_from_x_T(teacher, monkeypatch):
     assert torch.allclose(loss, (x0_hat - x0).square().mean(), atol=1e-6)
 
 
+def test_rollout_items_start_where_the_students_own_first_call_puts_them(teacher, monkeypatch):
+    """rollout_share 0.5 of 4 items: the first 2 are trained at a grid's second call, from x_t =
+    a_s c + s_s (x_T - a_T c) / s_T with c the student's own clamped x0 at (x_T, T), and asked for
+    x0* there; the others stay on the pair's path."""
+    calls = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.student = make_student_respond(student_of(teacher))
+
+        def forward(self, x, t, c):
+            out = self.student(x, t, c)
+            calls.append(dict(x=x, t=t, c=c, out=out))
+            return out
+
+    objective = DistillObjective(Recorder(), teacher.diffusion_config, DistillConfig(pairs=4, perceptual=0.0, rollout_share=0.5))
+    monkeypatch.setattr(objective, "timesteps", lambda batch, device: torch.tensor([999, 400, 300, 200]))
+    torch.manual_seed(0)
+    x_T, x0 = torch.randn(4, 1, 28, 28), torch.rand(4, 1, 28, 28) * 2 - 1
+    weights, g = torch.eye(10)[[3, 7, 1, 2]], torch.tensor([0.5, 3.0, 1.0, 2.0])
+    loss = objective(x_T, x0, weights, g)
+    first, trained = calls
+    a, s = objective.alpha, objective.sigma
+    assert first["t"].tolist() == [999, 999] and torch.equal(first["x"], x_T[:2])
+    assert torch.equal(first["c"][GUIDANCE_KEY], g[:2]) and torch.equal(first["c"]["class_weights"], weights[:2])
+    c = (a[999] * x_T[:2] - s[999] * first["out"].prediction).clamp(-1, 1)
+    assert set(trained["t"][:2].tolist()) <= {499, 666, 749} and trained["t"][2:].tolist() == [300, 200]
+    at = trained["t"][:2].view(-1, 1, 1, 1)
+    assert torch.allclose(trained["x"][:2], a[at] * c + s[at] * (x_T[:2] - a[999] * c) / s[999], atol=1e-5)
+    eps = (x_T - a[999] * x0) / s[999]
+    on_path = torch.tensor([300, 200]).view(-1, 1, 1, 1)
+    assert torch.allclose(trained["x"][2:], a[on_path] * x0[2:] + s[on_path] * eps[2:], atol=1e-5)
+    assert not torch.allclose(trained["x"][:2], a[at] * x0[:2] + s[at] * eps[:2], atol=1e-3)  # off the pair's path
+    t = trained["t"].view(-1, 1, 1, 1)
+    x0_hat = a[t] * trained["x"] - s[t] * trained["out"].prediction
+    assert torch.allclose(loss, (x0_hat - x0).square().mean(), atol=1e-6)
+
+
+def make_student_respond(student):
+    """A fresh student predicts exactly its teacher's x0, so a rollout would land on no new place
+    worth telling apart: nudge its output layer so that its first call's x0 differs from x0*."""
+    with torch.no_grad():
+        for parameter in student.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    return student
+
+
 def test_timesteps_split_between_the_grids_and_uniform(teacher):
     objective = DistillObjective(student_of(teacher), teacher.diffusion_config, PAIRS)
     torch.manual_seed(0)
@@ -167,6 +215,41 @@ def test_a_stopped_distillation_resumes_at_its_checkpoint(drawn, teacher, tmp_pa
         from core.training.trainer import Trainer
 
         Trainer(tmp_path / "b", config(), resume=True)
+
+
+def test_a_distillation_goes_on_from_a_student_of_its_teacher(drawn, teacher, tmp_path):
+    """--init: the run starts from that student's weights (not the teacher's), records it, resumes
+    without it, and refuses in one line a student of another teacher or a model that is no student."""
+    import shutil
+
+    from support import make_test_student
+
+    earlier = make_test_student(tmp_path / "earlier.pt", seed=3)
+    shutil.copytree(drawn, tmp_path / "run")
+    stopped = StudentTrainer(tmp_path / "run", config(), PAIRS, teacher, init=earlier,
+                             on_event=lambda e: e.kind == "log" and e.step == 2 and stopped.stop("test"))
+    wanted = load_student(earlier, teacher).denoiser.state_dict()
+    for name, value in stopped.model.state_dict().items():
+        assert torch.equal(value, wanted[name].float()), name
+    assert stopped.run()["step"] == 2
+    info = json.loads((tmp_path / "run" / "run.json").read_text())["distill"]
+    assert info["init"] == "earlier.pt" and len(info["init_hash"]) == 16
+    earlier.unlink()  # a resume takes its weights from its checkpoint
+    resumed = StudentTrainer(tmp_path / "run", config(), PAIRS, teacher, resume=True)
+    assert resumed.run()["step"] == 10
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["distill"]["init"] == "earlier.pt"
+
+    student = tmp_path / "run" / "student.pt"
+    with pytest.raises(TrainingError, match="is not a student of") as refused:
+        StudentTrainer(tmp_path / "other", config(), PAIRS, teacher, init=TEST_MODEL)
+    assert "\n" not in str(refused.value) and not (tmp_path / "other").exists()
+    data = read_checkpoint(student)
+    data["distill"]["teacher_hash"] = "0" * 16
+    torch.save(data, tmp_path / "foreign.pt")
+    with pytest.raises(TrainingError, match="was distilled from 0000"):
+        StudentTrainer(tmp_path / "other", config(), PAIRS, teacher, init=tmp_path / "foreign.pt")
+    with pytest.raises(TrainingError, match="does not exist"):
+        StudentTrainer(tmp_path / "other", config(), PAIRS, teacher, init=tmp_path / "missing.pt")
 
 
 def test_fashion_train_distill_end_to_end(fake_data_dir, tmp_path, capsys):
