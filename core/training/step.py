@@ -84,11 +84,12 @@ class StepRunner:
 
     measured: a trial's figures from earlier (a resumed run's run.json, or this machine's cache for
     this model, batch and precision): {"eager_ms", "compiled_ms", "compile_s"} per step, used
-    instead of a new trial. After a trial, `measured` holds its figures and `reason` its verdict."""
+    instead of a new trial. After a trial, `measured` holds its figures and `reason` its verdict.
+    images_to_train: the whole run's, every process's batches together (world_size processes)."""
 
     def __init__(self, module: torch.nn.Module, config: TrainConfig, precision: str, device: torch.device,
                  notice: Callable[[str], None], images_to_train: int, measured: dict | None = None,
-                 timer: Callable[[], float] = time.perf_counter):
+                 timer: Callable[[], float] = time.perf_counter, world_size: int = 1):
         self.eager, self.batch_size, self.precision, self.device = module, config.batch_size, precision, device
         self.notice, self.timer = notice, timer
         compiled, self.reason = compile_plan(config.compile, device, images_to_train)
@@ -97,7 +98,7 @@ class StepRunner:
         self.measured = measured if measured_figures(measured) else None
         self.trial: dict | None = None  # the trial in progress: {"phase", "steps", "started", ...}
         if compiled and config.compile is None:  # auto: decide by timing
-            steps_left = images_to_train // max(1, config.batch_size)
+            steps_left = images_to_train // max(1, config.batch_size * world_size)  # this process's steps
             if self.measured is not None:
                 compiled, self.reason = verdict(self.measured, steps_left)
             else:

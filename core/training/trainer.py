@@ -168,7 +168,7 @@ class Trainer:
                              "batch": train_config.batch_size, "precision": self.precision, "world_size": world_size}
         self.runner = StepRunner(self.train_module, train_config, self.precision, self.device, notice=self._notice,
                                  images_to_train=(self.total_steps - self.step) * train_config.batch_size * world_size,
-                                 measured=self._compile_measured(state))
+                                 measured=self._compile_measured(state), world_size=world_size)
         self._compile_recorded = self.runner.measured is not None
         self.tally = LossTally(self.device, self.loss_smooth)
 

@@ -209,6 +209,20 @@ def test_a_resume_and_a_later_run_reuse_the_trial(tmp_path, data_256, monkeypatc
     assert pays.runner.compiled is not None and pays.runner.reason.startswith("on (measured")
 
 
+def test_the_run_left_is_counted_in_each_processs_steps():
+    """Under torchrun each process takes 1/world_size of the images: 1,024,000 images in batches of 64
+    on 2 processes are 8,000 steps each, 800 s saved against a 900 s compile: not worth it."""
+    figures = {"eager_ms": 400.0, "compiled_ms": 300.0, "compile_s": 900.0}
+    runner = lambda world: step.StepRunner(torch.nn.Linear(1, 1), TrainConfig(batch_size=64, compile=None), "fp32",
+                                           torch.device("cpu"), notice=print, images_to_train=1_024_000, measured=figures,
+                                           world_size=world)
+    if step.compiler_missing(torch.device("cpu")):
+        pytest.skip("no compiler here: the verdict is never reached")
+    assert runner(1).compiled is not None  # 16,000 steps: 1,600 s saved
+    shared = runner(2)
+    assert shared.compiled is None and "8,000 steps left" in shared.reason
+
+
 def test_verdict_counts_the_compile_against_the_run_left():
     figures = {"eager_ms": 400.0, "compiled_ms": 300.0, "compile_s": 90.0}
     assert step.verdict(figures, None)[0]  # the trial paid the compile already
