@@ -19,7 +19,7 @@ from .messages import OpenCheckpoint
 from .screens.generate import GenerateScreen
 from .screens.help import HelpScreen
 from .screens.monitor import MonitorScreen
-from core.sampling.limits import DEFAULT_ITEMS, DEFAULT_SAMPLER
+from core.sampling.limits import DEFAULT_ITEMS
 from .widgets.too_small import too_small
 
 
@@ -37,7 +37,7 @@ class AppOptions:
     runs_root: str = "runs"  # trainings started from the monitor go to runs_root/tui-YYYYmmdd-HHMMSS; compare lists it
     tensorboard: str | None = None  # TensorBoard event files of those trainings: None off, "" run_dir/tb, else DIR/run name
     # Not on the command line: starting values (tests use small ones)
-    sampler: str = DEFAULT_SAMPLER
+    sampler: str | None = None  # None: the student where the model has one beside it, else DEFAULT_SAMPLER
     steps: int | None = None  # None: the sampler's default
     items: int = DEFAULT_ITEMS
 

@@ -52,11 +52,12 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--black-level", type=int, default=DEFAULT_BLACK_LEVEL, metavar="N",
                    help=f"final pixels at or below N/255 become black, 0-{MAX_BLACK_LEVEL} "
                         f"(default {DEFAULT_BLACK_LEVEL}; 0 = raw model output)")
-    p.add_argument("--sampler", choices=REQUEST_SAMPLERS, default=DEFAULT_SAMPLER,
+    p.add_argument("--sampler", choices=REQUEST_SAMPLERS, default=None,
                    help=f"dpm (DPM-Solver++(2M), deterministic), ddim (deterministic), ddpm (strided, the original) or "
                         f"student (a distilled student in {STUDENT_STEPS[0]}-{STUDENT_STEPS[1]} steps, one call per item each, "
                         f"guidance {STUDENT_GUIDANCE_RANGE[0]:g}-{STUDENT_GUIDANCE_RANGE[1]:g}, where one is loaded); "
-                        f"default {DEFAULT_SAMPLER}")
+                        f"default: generate draws with the student where one is loaded and it can draw what is asked, "
+                        f"else {DEFAULT_SAMPLER}; evaluate scores {DEFAULT_SAMPLER}, the reference")
     p.add_argument("--steps", type=int, default=None,
                    help=f"denoising steps, {MIN_STEPS}-{MAX_STEPS} ({STUDENT_STEPS[0]}-{STUDENT_STEPS[1]} for the student; "
                         f"default {per_sampler(DEFAULT_STEPS)})")
@@ -201,16 +202,28 @@ def cmd_generate(args) -> int:
     from core.checkpoint import CheckpointError
     from core.sampling.recipes import check_writable, export_items
     from core.images import MAX_SCALE, PALETTES, ExportError
-    from core.sampling.request import SampleRequest, SampleRequestError, check_guide, check_student
+    from dataclasses import replace
+
+    from core.sampling.limits import DEFAULT_SAMPLER, STUDENT
+    from core.sampling.request import SampleRequest, SampleRequestError, check_guide, check_student, prefer_student
     from core.sampling.recipes import export_film
     from core.sampling.samplers import sample, sample_films, sampling_precision
 
     try:
         weights = parse_class_spec(args.class_spec)
         steering, how = _steering_fields(args)
-        request = SampleRequest(weights, n=args.n, guidance=args.guidance, sampler=args.sampler, steps=args.steps, seed=args.seed,
-                                guidance_interval=args.guidance_interval, black_level=args.black_level, mix=args.mix,
-                                autoguidance=args.autoguidance, precision=args.precision, **steering).validate()
+        asked = SampleRequest(weights, n=args.n, guidance=args.guidance, sampler=args.sampler or DEFAULT_SAMPLER, steps=args.steps,
+                              seed=args.seed, guidance_interval=args.guidance_interval, black_level=args.black_level, mix=args.mix,
+                              autoguidance=args.autoguidance, precision=args.precision, **steering)
+        try:  # a bad value fails before the model loads
+            request = replace(asked).validate()
+        except SampleRequestError as error:
+            if args.sampler is not None:
+                raise
+            try:  # e.g. --steps 1, the student's alone
+                request = replace(asked, sampler=STUDENT).validate()
+            except SampleRequestError:
+                raise error from None  # the default sampler's word
         if args.palette not in PALETTES:
             raise ValueError(f"unknown palette {args.palette!r}; choose from {', '.join(PALETTES)}")
         if not 1 <= args.scale <= MAX_SCALE:
@@ -220,6 +233,8 @@ def cmd_generate(args) -> int:
         out = Path(args.out)
         # a refused file leaves no --out folder behind
         generator = load_generator_or_fail(args.checkpoint, args.device, args.guide, args.student)
+        if args.sampler is None:
+            request = prefer_student(generator, asked)
         check_guide(generator, request.autoguidance)
         check_student(generator, request.sampler)
         check_writable(out)  # fail before spending time on sampling
@@ -240,7 +255,7 @@ def cmd_generate(args) -> int:
         print(f"edited from {args.init}: {how}")
     print(f"wrote {len(paths) - len(grid)} items and {grid[0] if grid else 'no grid'} into {out}"
           + (f", and {len(films)} films ({films[0].name} ...)" if films else "")
-          + f" ({precision_reason if precision_reason != 'asked for' else request.precision})")
+          + f" ({request.sampler} {request.resolved_steps()} steps, {precision_reason if precision_reason != 'asked for' else request.precision})")
     return 0
 
 
@@ -324,10 +339,13 @@ def main(argv=None, fast_exit: bool = False) -> int:
 
 def _run(args) -> int:
     if args.command in ("generate", "evaluate"):  # the subcommands that sample; "LO:HI"/"all"/None -> interval
-        from core.sampling.limits import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL
+        from core.sampling.limits import AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER
         from core.sampling.request import SampleRequestError, parse_guidance_interval
 
-        if args.guidance is None:  # autoguidance pushes items too: g starts lower with it (core.sampling.limits)
+        if args.sampler is None and args.command == "evaluate":  # generate picks its sampler once the model is loaded
+            args.sampler = DEFAULT_SAMPLER
+        if args.guidance is None and (args.autoguidance or args.sampler):  # None: the sampler's own default
+            # autoguidance pushes items too: g starts lower with it (core.sampling.limits)
             args.guidance = AUTOGUIDED_GUIDANCE if args.autoguidance else DEFAULT_GUIDANCE[args.sampler]
 
         try:

@@ -177,9 +177,14 @@ class GenerateState:
             position = (position + direction) % len(REQUEST_SAMPLERS)
             if REQUEST_SAMPLERS[position] != STUDENT or self.student_loaded:
                 break
+        self.use_sampler(REQUEST_SAMPLERS[position])
+
+    def use_sampler(self, sampler: str) -> None:
+        """Move to `sampler` as s does (toggle_sampler): the steps and guidance at their defaults follow
+        it, and what the student refuses is set aside on the way in and back on the way out."""
         steps_default = self.steps == DEFAULT_STEPS[self.sampler]
         guidance_default = self.guidance == self.default_guidance()
-        leaving, self.sampler = self.sampler, REQUEST_SAMPLERS[position]
+        leaving, self.sampler = self.sampler, sampler
         if self.sampler == STUDENT:
             self.teacher_settings = (self.autoguidance, self.guidance_interval, self.mix)
             self.autoguidance, self.guidance_interval, self.mix = 0.0, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_MIX

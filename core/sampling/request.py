@@ -5,7 +5,7 @@ checked against core.sampling.limits before any model runs.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
 import torch
@@ -190,6 +190,19 @@ def check_guide(generator, autoguidance: float) -> None:
     if autoguidance and getattr(generator, "guide", None) is None:
         raise SampleRequestError("autoguidance needs a guide model, and this generator has none "
                                  "(a NAME-guide.pt beside NAME.pt); set autoguidance to 0")
+
+
+def prefer_student(generator, request: SampleRequest) -> SampleRequest:
+    """The request of a caller that named no sampler (`request`, not yet validated, on DEFAULT_SAMPLER):
+    on the generator's student where it has one that can draw it (2 calls an item against the
+    default's 28), else on DEFAULT_SAMPLER. What the student refuses (autoguidance, another guidance
+    interval or mix, more than its steps, g over what it learned) keeps the teacher."""
+    if getattr(generator, "student", None) is not None:
+        try:
+            return replace(request, sampler=STUDENT).validate()
+        except SampleRequestError:
+            pass
+    return replace(request, sampler=DEFAULT_SAMPLER).validate()
 
 
 def check_student(generator, sampler: str) -> None:

@@ -27,3 +27,19 @@ def test_without_show_nothing_but_the_summary_is_printed(tiny_checkpoint, tmp_pa
     code = cli.main(["generate", "--class", "boot", "--n", "2", "--steps", "2", "--checkpoint", str(tiny_checkpoint),
                      "--out", str(tmp_path / "out")])
     assert code == 0 and capsys.readouterr().out.count("\n") == 1
+
+
+def test_generate_draws_with_the_student_unless_a_sampler_is_named_or_it_cannot(student_checkpoint, tmp_path, capsys):
+    """No --sampler: the student beside the model where it can draw what is asked; --sampler dpm, or
+    what the student refuses (a norm mix here), keeps the teacher."""
+    drawn = {}
+    for name, extra in (("plain", []), ("named", ["--sampler", "dpm"]), ("norm", ["--mix", "norm"]),
+                        ("one", ["--steps", "1"])):
+        out = tmp_path / name
+        assert cli.main(["generate", "--class", "boot", "--n", "2", "--checkpoint", str(student_checkpoint),
+                         "--precision", "fp32", "--out", str(out), *extra]) == 0
+        recipe = read_metadata(next(out.glob("grid_*.png")))
+        drawn[name] = (recipe["sampler"], recipe["steps"], recipe.get("student"))
+        assert f"({recipe['sampler']} {recipe['steps']} steps, fp32)" in capsys.readouterr().out
+    assert drawn == {"plain": ("student", 2, "test-model-student.pt"), "named": ("dpm", 20, None),
+                     "norm": ("dpm", 20, None), "one": ("student", 1, "test-model-student.pt")}

@@ -141,6 +141,7 @@ async def test_a_steady_machine_and_a_flat_accuracy_get_round_axis_labels(make_a
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
         await helpers.wait_until(pilot, lambda: screen.snapshot is not None and screen.snapshot.quality, what="the run")
+        await helpers.wait_until(pilot, lambda: "palette" in helpers.screen_text(app), what="the footer drawn (a busy machine)")
         assert_bottom_row_whole(app, helpers)
         right = axis_labels(screen.query_one("#chart", CurveChart))[1]
         assert right and right[0] == "10" and all(len(label) <= 3 for label in right), right  # not 10.0000000000000000

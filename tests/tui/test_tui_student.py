@@ -229,3 +229,23 @@ async def test_the_help_and_the_command_line_name_the_students_steps(make_app, h
     with pytest.raises(SystemExit):
         build_parser().parse_args(["generate", "--help"])
     assert "(1-4 for the student;" in " ".join(capsys.readouterr().out.split())
+
+
+async def test_with_no_sampler_asked_for_the_app_starts_on_the_student_where_one_is_loaded(make_app, student_app, with_student,
+                                                                                          helpers):
+    app = student_app(sampler=None, steps=None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await helpers.model_ready(pilot)
+        state = app.screen.state
+        assert (state.sampler, state.steps, state.guidance) == (STUDENT, DEFAULT_STEPS[STUDENT], 1.75)
+        assert "STUDENT" in row(helpers, app, "sampler")
+        await generate(pilot, helpers, "g")
+        expected = student_request(n=app.options.items)
+        assert app.screen.grid.pixels == pixels_of(sample(with_student, expected))
+        await pilot.press("s")  # one key back to the teacher's default
+        assert (state.sampler, state.steps, state.guidance) == ("dpm", DEFAULT_STEPS["dpm"], 1.75)
+
+    for other in (make_app(sampler=None, steps=None), student_app()):  # no student here; a sampler asked for (ddim)
+        async with other.run_test(size=(80, 24)) as pilot:
+            await helpers.model_ready(pilot)
+            assert other.screen.state.sampler == (other.options.sampler or "dpm")

@@ -25,7 +25,7 @@ from core.classes import MIX_METHODS
 from ..messages import ModelFailed, ModelLoaded, PalettesLoaded, SampleDone, SampleProgress, SampleStopped
 from ..pixels import GREY_PALETTE
 from core.sampling.limits import (
-    AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_STEPS, GUIDANCE_RANGE, STUDENT,
+    AUTOGUIDANCE_ON, AUTOGUIDED_GUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_INTERVAL, DEFAULT_SAMPLER, DEFAULT_STEPS, GUIDANCE_RANGE, STUDENT,
     STUDENT_GUIDANCE_RANGE, STUDENT_STEPS, describe_interval,
 )
 from ..state import GenerateState, InputError, item_captions
@@ -85,8 +85,8 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
                 tooltip=f"sampler: DPM-Solver++ (deterministic, {DEFAULT_STEPS['dpm']} steps), DDIM (deterministic, "
                         f"{DEFAULT_STEPS['ddim']}), DDPM (fresh noise each step, {DEFAULT_STEPS['ddpm']}) and, where a "
                         f"student is loaded (NAME-student.pt), the student ({STUDENT_STEPS[0]}-{STUDENT_STEPS[1]} steps, "
-                        f"default {DEFAULT_STEPS[STUDENT]}, one call per item each; guidance folded in, so a, i and x "
-                        "stay with the teacher's samplers)"),
+                        f"default {DEFAULT_STEPS[STUDENT]}, one call per item each; the app starts on it; guidance "
+                        "folded in, so a, i and x stay with the teacher's samplers)"),
         Binding("v", "live(True)", "Live: off", tooltip="live: every change of a share or setting generates at once"),
         Binding("v", "live(False)", "Live: ON", tooltip="live: every change generates at once (v turns it off)"),
         Binding("r", "reroll", "Re-roll seed", show=False, tooltip="a new random seed (item i uses seed + i)"),
@@ -122,6 +122,7 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
         self.job = 0
         self.result: Result | None = None
         self.pending: Pending | None = None
+        self.student_by_default = False  # on_mount: start on the student once a model with one loads
         self.select_after: int | None = None
         self.recipe_checkpoint_tried = False
         self.captions: list[str] = []
@@ -156,9 +157,12 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
     # ------------------------------------------------------------ start-up
     def on_mount(self) -> None:
         options = self.app.options
-        self.state.sampler = options.sampler
-        self.state.steps = options.steps or DEFAULT_STEPS[options.sampler]
-        self.state.guidance = DEFAULT_GUIDANCE[options.sampler]
+        sampler = options.sampler or DEFAULT_SAMPLER
+        self.state.sampler = sampler
+        self.state.steps = options.steps or DEFAULT_STEPS[sampler]
+        self.state.guidance = DEFAULT_GUIDANCE[sampler]
+        # no sampler asked for (nor a PNG's): the first model with a student starts on it, 2 calls an item against 28
+        self.student_by_default = options.sampler is None and not options.from_png
         self.state.items = options.items
         if not self.state.picked:  # a newcomer's first g generates: the class under the cursor is picked
             self.state.toggle(self.controls.row[1])
@@ -206,6 +210,9 @@ class GenerateScreen(SettingKeys, SteeringKeys, ExportsAndRecipes, Screen):
         self.generator, self.model_loading, self.model_error = message.generator, None, None
         self.precision = message.precision
         self.state.student_loaded = message.generator.student is not None
+        if self.student_by_default and self.state.student_loaded and self.state.sampler == DEFAULT_SAMPLER:
+            self.state.use_sampler(STUDENT)
+        self.student_by_default = False  # later models keep the sampler in use
         self.controls.refresh()
         self._update_info()
         if not self.query_one(StatusLine).showing_problem():  # e.g. a bad --from-png: keep that in view

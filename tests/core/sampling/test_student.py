@@ -8,7 +8,7 @@ from core.checkpoint import CheckpointError, open_generator, student_path_for
 from core.images import read_metadata, to_uint8
 from core.sampling.limits import DEFAULT_STEPS, STUDENT, STUDENT_TIMESTEPS
 from core.sampling.recipes import export_items, request_from_recipe
-from core.sampling.request import SampleRequest, SampleRequestError
+from core.sampling.request import SampleRequest, SampleRequestError, prefer_student
 from core.sampling.samplers import ItemNoise, eval_steps_for, finish, sample, sample_steps
 
 BOOT = [0.0] * 9 + [1.0]
@@ -32,7 +32,8 @@ def test_k_steps_make_k_calls_at_the_tables_timesteps_one_row_per_item(with_stud
     calls = count_calls(with_student, monkeypatch)
     teacher_calls = []
     monkeypatch.setattr(with_student.denoiser.guided.model, "forward", lambda *a: teacher_calls.append(1))
-    found = list(sample_steps(with_student, request(steps=steps, class_weights=SNEAKER_BOOT)))
+    # fp32 asked for: "auto" may time the teacher's call first (core.autotune), which this test forbids
+    found = list(sample_steps(with_student, request(steps=steps, class_weights=SNEAKER_BOOT, precision="fp32")))
     assert [rows for rows, _ in calls] == [2] * steps and teacher_calls == []  # no CFG doubling, no per-class rows
     assert [t[0] for _, t in calls] == list(STUDENT_TIMESTEPS[steps]) == [step.t for step in found]
     assert found[-1].done and found[-1].x.shape == (2, 1, 28, 28)
@@ -133,3 +134,23 @@ def test_the_student_beside_the_model_is_found_and_a_non_student_is_refused(stud
         open_generator(student_checkpoint, student=trained_checkpoint)
     assert "\n" not in str(info.value)
 
+
+
+@pytest.mark.parametrize("fields", [{}, {"steps": 1}, {"steps": 4, "guidance": 3.0}, {"init_strength": 0.6}])
+def test_a_request_naming_no_sampler_goes_to_the_student_where_it_can_draw_it(with_student, trained, fields):
+    asked = SampleRequest(BOOT, n=2, **fields)  # sampler left at its default, nothing validated yet
+    chosen = prefer_student(with_student, asked)
+    assert chosen.sampler == STUDENT and chosen.resolved_steps() == fields.get("steps", DEFAULT_STEPS[STUDENT])
+    assert chosen.guidance == fields.get("guidance", 1.75)
+    if fields.get("steps") == 1:  # no student: one step is nobody's, and says so in one line
+        with pytest.raises(SampleRequestError, match="steps must be 2-1000"):
+            prefer_student(trained, asked)
+    else:
+        assert prefer_student(trained, asked).sampler == "dpm"  # no student: the teacher's default
+
+
+@pytest.mark.parametrize("fields", [{"autoguidance": 0.5}, {"steps": 20}, {"mix": "norm"}, {"guidance": 6.0},
+                                    {"guidance_interval": None}])
+def test_what_the_student_refuses_keeps_the_teacher_when_no_sampler_is_named(with_student, fields):
+    chosen = prefer_student(with_student, SampleRequest(BOOT, n=2, **fields))
+    assert chosen.sampler == "dpm" and all(getattr(chosen, name) == value for name, value in fields.items())
