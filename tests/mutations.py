@@ -147,7 +147,7 @@ MUTATIONS = {
         "c = self.predictor.predict_x0(first.prediction.float(), start, at_T)",
         (f"{DISTILL}::test_rollout_items_start_where_the_students_own_first_call_puts_them",)),
     "default-never-the-student": Mutation("core.sampling.request", "prefer_student",
-        'if getattr(generator, "student", None) is not None:', "if False:",
+        'if has_student:', "if False:",
         (f"{STUDENT_SAMPLER}::test_a_request_naming_no_sampler_goes_to_the_student_where_it_can_draw_it",
          "tests/tui/test_cli.py::test_generate_draws_with_the_student_unless_a_sampler_is_named_or_it_cannot")),
     "default-student-whatever-is-asked": Mutation("core.sampling.request", "prefer_student",

@@ -204,7 +204,7 @@ def cmd_generate(args) -> int:
     from core.images import MAX_SCALE, PALETTES, ExportError
     from dataclasses import replace
 
-    from core.sampling.limits import DEFAULT_SAMPLER, STUDENT
+    from core.sampling.limits import DEFAULT_SAMPLER
     from core.sampling.request import SampleRequest, SampleRequestError, check_guide, check_student, prefer_student
     from core.sampling.recipes import export_film
     from core.sampling.samplers import sample, sample_films, sampling_precision
@@ -215,15 +215,8 @@ def cmd_generate(args) -> int:
         asked = SampleRequest(weights, n=args.n, guidance=args.guidance, sampler=args.sampler or DEFAULT_SAMPLER, steps=args.steps,
                               seed=args.seed, guidance_interval=args.guidance_interval, black_level=args.black_level, mix=args.mix,
                               autoguidance=args.autoguidance, precision=args.precision, **steering)
-        try:  # a bad value fails before the model loads
-            request = replace(asked).validate()
-        except SampleRequestError as error:
-            if args.sampler is not None:
-                raise
-            try:  # e.g. --steps 1, the student's alone
-                request = replace(asked, sampler=STUDENT).validate()
-            except SampleRequestError:
-                raise error from None  # the default sampler's word
+        # a bad value fails before the model loads (what either sampler could draw passes here)
+        request = replace(asked).validate() if args.sampler else prefer_student(asked, has_student=True)
         if args.palette not in PALETTES:
             raise ValueError(f"unknown palette {args.palette!r}; choose from {', '.join(PALETTES)}")
         if not 1 <= args.scale <= MAX_SCALE:
@@ -234,7 +227,7 @@ def cmd_generate(args) -> int:
         # a refused file leaves no --out folder behind
         generator = load_generator_or_fail(args.checkpoint, args.device, args.guide, args.student)
         if args.sampler is None:
-            request = prefer_student(generator, asked)
+            request = prefer_student(asked, has_student=generator.student is not None)
         check_guide(generator, request.autoguidance)
         check_student(generator, request.sampler)
         check_writable(out)  # fail before spending time on sampling

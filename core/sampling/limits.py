@@ -12,6 +12,9 @@ SAMPLERS = ("dpm", "ddim", "ddpm")  # the model's own samplers, in the order the
 # where one is loaded, and its keys refuse what it did not learn (tui.state.STUDENT_REFUSES).
 STUDENT = "student"
 REQUEST_SAMPLERS = (*SAMPLERS, STUDENT)  # every sampler a request may name
+# The model's own default, and a request's that names none (an old recipe's): what the app and
+# `generate` draw with when no sampler is asked for is the student where one is loaded and can draw
+# the request, else this (core.sampling.request.prefer_student).
 DEFAULT_SAMPLER = "dpm"
 DEFAULT_STEPS = {"dpm": 20, "ddim": 50, "ddpm": 250, STUDENT: 2}
 # Guidance where each sampler matches DDIM 50 at g=2 on the shipped model: DPM-Solver++ follows the

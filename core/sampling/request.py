@@ -192,12 +192,13 @@ def check_guide(generator, autoguidance: float) -> None:
                                  "(a NAME-guide.pt beside NAME.pt); set autoguidance to 0")
 
 
-def prefer_student(generator, request: SampleRequest) -> SampleRequest:
-    """The request of a caller that named no sampler (`request`, not yet validated, on DEFAULT_SAMPLER):
-    on the generator's student where it has one that can draw it (2 calls an item against the
-    default's 28), else on DEFAULT_SAMPLER. What the student refuses (autoguidance, another guidance
-    interval or mix, more than its steps, g over what it learned) keeps the teacher."""
-    if getattr(generator, "student", None) is not None:
+def prefer_student(request: SampleRequest, has_student: bool) -> SampleRequest:
+    """The validated request of a caller that named no sampler (`request`, not yet validated): on the
+    student where one is loaded and it can draw it (2 calls an item against DEFAULT_SAMPLER's 28),
+    else on DEFAULT_SAMPLER, whose check then has the last word. What the student refuses
+    (autoguidance, another guidance interval or mix, more than its steps, g over what it learned)
+    keeps the teacher."""
+    if has_student:
         try:
             return replace(request, sampler=STUDENT).validate()
         except SampleRequestError:

@@ -137,20 +137,20 @@ def test_the_student_beside_the_model_is_found_and_a_non_student_is_refused(stud
 
 
 @pytest.mark.parametrize("fields", [{}, {"steps": 1}, {"steps": 4, "guidance": 3.0}, {"init_strength": 0.6}])
-def test_a_request_naming_no_sampler_goes_to_the_student_where_it_can_draw_it(with_student, trained, fields):
+def test_a_request_naming_no_sampler_goes_to_the_student_where_it_can_draw_it(fields):
     asked = SampleRequest(BOOT, n=2, **fields)  # sampler left at its default, nothing validated yet
-    chosen = prefer_student(with_student, asked)
+    chosen = prefer_student(asked, has_student=True)
     assert chosen.sampler == STUDENT and chosen.resolved_steps() == fields.get("steps", DEFAULT_STEPS[STUDENT])
     assert chosen.guidance == fields.get("guidance", 1.75)
     if fields.get("steps") == 1:  # no student: one step is nobody's, and says so in one line
         with pytest.raises(SampleRequestError, match="steps must be 2-1000"):
-            prefer_student(trained, asked)
+            prefer_student(asked, has_student=False)
     else:
-        assert prefer_student(trained, asked).sampler == "dpm"  # no student: the teacher's default
+        assert prefer_student(asked, has_student=False).sampler == "dpm"  # no student: the teacher's default
 
 
 @pytest.mark.parametrize("fields", [{"autoguidance": 0.5}, {"steps": 20}, {"mix": "norm"}, {"guidance": 6.0},
                                     {"guidance_interval": None}])
-def test_what_the_student_refuses_keeps_the_teacher_when_no_sampler_is_named(with_student, fields):
-    chosen = prefer_student(with_student, SampleRequest(BOOT, n=2, **fields))
+def test_what_the_student_refuses_keeps_the_teacher_when_no_sampler_is_named(fields):
+    chosen = prefer_student(SampleRequest(BOOT, n=2, **fields), has_student=True)
     assert chosen.sampler == "dpm" and all(getattr(chosen, name) == value for name, value in fields.items())
